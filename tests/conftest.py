@@ -1,0 +1,67 @@
+"""Shared fixtures: one ``storage`` fixture parametrized over every backend.
+
+PostgreSQL tests read ``KATHIKON_TEST_DATABASE_URL``. Locally they skip with a reason when it is unset; in CI
+(``CI=true``) a missing or unreachable server fails them instead, so CI can never go green by skipping.
+Each test run uses its own PostgreSQL schema, so runs never see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import pytest
+
+from kathikon.storage import Storage, open_storage
+
+BACKENDS = ["memory", "sqlite", "postgres"]
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def postgres_url(schema_suffix: str = "") -> str:
+    """The test PostgreSQL URL with a schema private to this test run; skips (or fails in CI) without one."""
+    url = os.environ.get("KATHIKON_TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("KATHIKON_TEST_DATABASE_URL is not set, and PostgreSQL tests must run in CI")
+        pytest.skip("PostgreSQL tests need KATHIKON_TEST_DATABASE_URL (e.g. postgresql://127.0.0.1/test)")
+    parts = urlsplit(url)
+    query = parts.query + ("&" if parts.query else "") + urlencode(
+        {"schema": f"kathikon_test_{RUN_ID}{schema_suffix}"})
+    return urlunsplit(parts._replace(query=query))
+
+
+def storage_url(backend: str, tmp_path: Path, name: str = "jobs.db") -> str:
+    """A database URL for ``backend``: a real SQLite file under tmp_path, a private PostgreSQL schema."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / name}"
+    return postgres_url()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> str:
+    return storage_url(backend, tmp_path)
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    """A set-up, empty storage of each backend; PostgreSQL is reset before and after the test."""
+    store = open_storage(database_url)
+    store.setup()
+    store.reset()
+    try:
+        yield store
+    finally:
+        store.reset()
+        store.close()
