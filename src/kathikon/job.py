@@ -181,7 +181,8 @@ def _check_meta(meta: object) -> dict[str, Any]:
     if meta is None:
         return {}
     check_json_dict(meta, "meta")
-    return dict(meta)  # type: ignore[call-overload]
+    assert isinstance(meta, dict)
+    return dict(meta)
 
 
 def _check_tags(tags: object) -> list[str]:

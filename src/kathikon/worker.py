@@ -89,11 +89,9 @@ def validate_worker(cls: object) -> type[Worker]:
 
 def resolve_worker(path: str) -> type[Worker]:
     """The Worker class stored as ``path``: registered classes first, then an import. Raises WorkerError."""
-    cls = _registry.get(path)
-    if cls is None:
-        cls = _import_worker(path)
+    found: object = _registry.get(path) or _import_worker(path)
     try:
-        return validate_worker(cls)
+        return validate_worker(found)
     except TypeError as exc:
         raise WorkerError(str(exc)) from None
 

@@ -107,9 +107,9 @@ class MemoryStorage(Storage):
                      if j.queue == queue and j.state == JobState.AVAILABLE and _due(j, now)]
             ready.sort(key=lambda j: (-j.priority, j.available_at or now, j.id))
             claimed = []
-            for job in ready[:limit]:
-                job = job.with_changes(state=JobState.EXECUTING, attempts=job.attempts + 1,
-                                       started_at=now, attempted_by=owner)
+            for ready_job in ready[:limit]:
+                job = ready_job.with_changes(state=JobState.EXECUTING, attempts=ready_job.attempts + 1,
+                                             started_at=now, attempted_by=owner)
                 self._jobs[job.id] = job
                 claimed.append(job)
             return claimed
@@ -204,10 +204,9 @@ class MemoryStorage(Storage):
             alive = {n.name for n in self._nodes.values() if n.heartbeat_at >= stale_before}
             rescued = []
             for job in list(self._jobs.values()):
-                if job.state != JobState.EXECUTING or job.attempted_by in alive:
-                    continue
-                job = self._jobs[job.id] = _rescued(job, now)
-                rescued.append(job)
+                if job.state == JobState.EXECUTING and job.attempted_by not in alive:
+                    self._jobs[job.id] = _rescued(job, now)
+                    rescued.append(self._jobs[job.id])
             return sorted(rescued, key=lambda j: j.id)
 
 
