@@ -1,0 +1,12 @@
+"""Helpers for testing code that uses Kathikon. See docs/testing.md.
+
+Every helper acts on the instance given as ``k=``, or on the default instance (``kathikon.get_default()``),
+which the pytest fixtures ``kathikon_instance`` / ``kathikon_memory`` replace with an isolated one per test.
+``clear_jobs`` and ``reset`` are for tests only, never production code.
+"""
+
+from __future__ import annotations
+
+from kathikon.testing._instances import clear_jobs, isolated, make_instance, reset
+
+__all__ = ["clear_jobs", "isolated", "make_instance", "reset"]
