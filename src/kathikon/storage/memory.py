@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +54,8 @@ class MemoryStorage(Storage):
             raise TypeError(f"MemoryStorage has no connections to join (conn={conn!r})")
         stored = [_round_trip(job) for job in jobs]
         with self._lock:
-            dupes = [j.id for j in stored if j.id in self._jobs]
+            ids = [j.id for j in stored]
+            dupes = [i for i in ids if i in self._jobs] or [i for i, n in Counter(ids).items() if n > 1]
             if dupes:
                 raise ValueError(f"a job with id {dupes[0]!r} is already stored")
             for job in stored:
