@@ -7,6 +7,7 @@ which the pytest fixtures ``kathikon_instance`` / ``kathikon_memory`` replace wi
 
 from __future__ import annotations
 
+from kathikon.testing._assertions import ENQUEUED_STATES, assert_enqueued, refute_enqueued
 from kathikon.testing._instances import clear_jobs, isolated, make_instance, reset
 
-__all__ = ["clear_jobs", "isolated", "make_instance", "reset"]
+__all__ = ["ENQUEUED_STATES", "assert_enqueued", "clear_jobs", "isolated", "make_instance", "refute_enqueued", "reset"]
