@@ -38,6 +38,8 @@ class Worker:
     max_attempts: ClassVar[int | None] = None
     timeout: ClassVar[float | None] = None
     abstract: ClassVar[bool] = False
+    # Set by the runtime on each execution's instance; read through ``cancel_requested``.
+    _cancel_event: threading.Event | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -50,6 +52,12 @@ class Worker:
     def perform(self, job: Job) -> WorkerResult | Awaitable[WorkerResult]:
         """Do the job's work. Return None, ``Sleep(seconds)`` or ``Error(reason)``, or raise."""
         raise NotImplementedError(f"{type(self).__qualname__} does not implement perform(self, job)")
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once this execution should stop: its job was cancelled, it timed out, or the runtime is
+        shutting down. A long sync ``perform`` checks it between steps; an async one is cancelled instead."""
+        return self._cancel_event is not None and self._cancel_event.is_set()
 
     def backoff(self, job: Job) -> float:
         """Seconds to wait before the next attempt after ``job.attempts`` failed attempts."""
