@@ -1,0 +1,90 @@
+"""Conversions between Kathikon values and SQLite rows: jobs, acks, times and JSON.
+
+Times are stored as fixed-width UTC text ('YYYY-MM-DDTHH:MM:SS.ffffffZ'), so they compare and sort as text
+in SQL; they come back as aware UTC datetimes. JSON is written compact and never with NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from kathikon._clock import to_utc, utcnow
+from kathikon.job import Job, JobState
+from kathikon.storage.base import Ack
+
+__all__ = ["decode_job", "decode_time", "decode_utc", "encode_ack", "encode_job", "encode_json", "encode_time"]
+
+
+def encode_job(job: Job) -> dict[str, Any]:
+    inserted_at = encode_time(job.inserted_at, "inserted_at") or encode_time(utcnow(), "now")
+    return {
+        "id": job.id, "queue": job.queue, "worker": job.worker, "state": JobState(job.state).value,
+        "args": encode_json(job.args, "args"), "meta": encode_json(job.meta, "meta"),
+        "tags": encode_json(job.tags, "tags"),
+        "errors": encode_json(job.errors, "errors"), "priority": job.priority, "max_attempts": job.max_attempts,
+        "attempts": job.attempts, "attempted_by": job.attempted_by, "inserted_at": inserted_at,
+        # A job built by hand without available_at is due from its insertion on.
+        "available_at": encode_time(job.available_at, "available_at") or inserted_at,
+        "scheduled_at": encode_time(job.scheduled_at, "scheduled_at"),
+        "started_at": encode_time(job.started_at, "started_at"),
+        "completed_at": encode_time(job.completed_at, "completed_at"),
+        "cancelled_at": encode_time(job.cancelled_at, "cancelled_at"),
+    }
+
+
+def decode_job(row: Any) -> Job:
+    """A Job from a result row (sqlite3.Row) or from the parameters it was inserted with."""
+    return Job(
+        id=row["id"], queue=row["queue"], worker=row["worker"], args=json.loads(row["args"]),
+        state=JobState(row["state"]), priority=row["priority"], max_attempts=row["max_attempts"],
+        attempts=row["attempts"], scheduled_at=decode_time(row["scheduled_at"]),
+        available_at=decode_time(row["available_at"]),
+        inserted_at=decode_time(row["inserted_at"]), started_at=decode_time(row["started_at"]),
+        completed_at=decode_time(row["completed_at"]), cancelled_at=decode_time(row["cancelled_at"]),
+        errors=json.loads(row["errors"]), meta=json.loads(row["meta"]), tags=json.loads(row["tags"]),
+        attempted_by=row["attempted_by"],
+    )
+
+
+def encode_ack(ack: Ack) -> dict[str, Any]:
+    """The columns an ack writes (see ``Ack``); None keeps a column as it is."""
+    at, available_at = encode_time(ack.at, "at"), encode_time(ack.available_at, "available_at")
+    finished = ack.state in (JobState.COMPLETED, JobState.DISCARDED)
+    return {
+        "id": ack.job_id, "attempt": ack.attempt, "owner": ack.owner, "state": JobState(ack.state).value,
+        "given_back": 1 if ack.gives_back_attempt else 0,
+        "completed_at": at if finished else None,
+        "scheduled_at": available_at if ack.state == JobState.SCHEDULED else None,
+        "available_at": _ack_available_at(ack.state, at, available_at),
+        "error": None if ack.error is None else encode_json(ack.error, "error"),
+    }
+
+
+def _ack_available_at(state: JobState, at: str | None, available_at: str | None) -> str | None:
+    if state == JobState.AVAILABLE:
+        return available_at or at
+    return available_at if state in (JobState.RETRYABLE, JobState.SCHEDULED) else None
+
+
+def encode_time(value: datetime | None, field: str) -> str | None:
+    """Fixed-width UTC text ('YYYY-MM-DDTHH:MM:SS.ffffffZ'), so stored times compare and sort as text."""
+    if value is None:
+        return None
+    return to_utc(value, field).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def decode_time(text: str | None) -> datetime | None:
+    return None if text is None else decode_utc(text)
+
+
+def decode_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+def encode_json(value: object, field: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{field} must be JSON-serializable: {exc} (in {value!r:.200})") from None
