@@ -1,0 +1,359 @@
+"""PostgreSQL storage: the same Kathikon across many processes and machines (``pip install 'kathikon[postgres]'``).
+
+    postgresql://user:secret@host:5432/app?schema=jobs&pool_max=20
+
+psycopg 3 with a ``psycopg_pool.ConnectionPool`` (each borrowed connection is checked, so one lost in a
+database restart is replaced instead of failing the next call). Every Kathikon table lives in the URL's
+``schema``; SQL lives in ``sql/postgres/`` (``queries.sql`` and versioned ``migrations/``), applied by ``setup``
+in one transaction under an advisory lock, so nodes starting together never race.
+
+- ``claim`` is one statement: a CTE picks jobs in claim order ``FOR UPDATE SKIP LOCKED`` and an UPDATE takes
+  them, so concurrent claimers on any number of machines never get the same job and never wait for each other.
+- ``ack`` applies a whole batch in one fenced UPDATE; ``insert``, ``stage``, ``rescue`` and release acks send
+  ``pg_notify`` in the same transaction, which ``subscribe`` turns into wake-ups (see ``postgres_notifier``).
+- ``insert(jobs, conn=…)`` and ``insert_async(jobs, conn=…)`` write on the caller's psycopg connection inside
+  its transaction, so the jobs commit or roll back with the application's own rows.
+- Driver errors are raised as Kathikon errors (see ``postgres_rows.mapped_errors``).
+"""
+
+from __future__ import annotations
+
+try:
+    import psycopg
+    import psycopg_pool
+except ImportError as exc:  # the optional extra is not installed
+    raise ImportError("PostgreSQL support needs the postgres extra: pip install 'kathikon[postgres]'") from exc
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+from psycopg.rows import DictRow, dict_row
+
+from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError, SchemaVersionError
+from kathikon.job import Job, JobState
+from kathikon.storage import _sql
+from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage, Subscription
+from kathikon.storage.postgres_config import PostgresSettings, parse_postgres_url
+from kathikon.storage.postgres_notifier import Listener, channel_name
+from kathikon.storage.postgres_rows import (
+    ack_records,
+    claim_order,
+    job_from_row,
+    job_params,
+    mapped_errors,
+    node_from_row,
+    node_params,
+    stored_job,
+)
+
+__all__ = ["PostgresStorage"]
+
+Cursor: TypeAlias = "psycopg.Cursor[DictRow]"
+# The statements of one insert: (sql, rows of parameters), run with executemany on any connection.
+InsertPlan: TypeAlias = "list[tuple[str, list[tuple[Any, ...]]]]"
+
+
+class PostgresStorage(Storage):
+    """Jobs in PostgreSQL tables of one schema, shared by every process that opens the same URL."""
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self.url = settings.masked_url
+        self.settings = settings
+        self.schema = settings.schema
+        self.channel = channel_name(settings.schema)
+        quoted = psycopg.sql.Identifier(settings.schema).as_string()
+        self._q = {name: text.replace("{schema}", quoted) for name, text in _sql.queries("postgres").items()}
+        self._migrations = [(m.version, m.sql.replace("{schema}", quoted)) for m in _sql.migrations("postgres")]
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+            settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max, timeout=settings.pool_timeout,
+            kwargs=settings.connect_kwargs, check=psycopg_pool.ConnectionPool.check_connection, open=False,
+            name=f"kathikon-{settings.schema}",
+        )
+        self._lock = threading.Lock()
+        self._opened = self._closed = False
+        self._listeners: list[Listener] = []
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStorage:
+        """Open (without connecting yet) the storage a ``postgresql://`` or ``postgres://`` URL names."""
+        return cls(parse_postgres_url(url))
+
+    def __repr__(self) -> str:
+        return f"<PostgresStorage {self.url}>"
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        # A direct connection (not the pool) so an unreachable server fails at once with libpq's reason.
+        with (mapped_errors("setup"), psycopg.connect(self.settings.conninfo, **self.settings.connect_kwargs) as conn,
+              conn.cursor(row_factory=dict_row) as cur):
+            self._migrate(cur)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.close()
+        with mapped_errors("close"):
+            self._pool.close()
+
+    def reset(self) -> None:
+        with self._cursor("reset") as cur:
+            self._lock_schema(cur)
+            cur.execute(self._q["drop_tables"])
+            self._migrate(cur)
+
+    def _migrate(self, cur: Cursor) -> None:
+        """Apply the missing migrations in the caller's transaction, under the schema's advisory lock."""
+        self._lock_schema(cur)
+        cur.execute(self._q["schema_exists"], {"schema": self.schema})
+        if cur.fetchone() is None:
+            cur.execute(self._q["create_schema"])
+        current, latest = self._schema_version(cur), len(self._migrations)
+        if current > latest:
+            raise SchemaVersionError(
+                f"the Kathikon tables in schema {self.schema!r} are at schema version {current}, newer than the "
+                f"{latest} this Kathikon understands; upgrade Kathikon (nothing was changed)"
+            )
+        for version, statements in self._migrations[current:]:
+            cur.execute(statements)
+            cur.execute(self._q["record_version"], {"version": version})
+
+    def _lock_schema(self, cur: Cursor) -> None:
+        cur.execute(self._q["migration_lock"], {"key": f"kathikon:{self.schema}"})
+
+    def _schema_version(self, cur: Cursor) -> int:
+        cur.execute(self._q["schema_table"], {"table": f"{self._quoted_schema()}.kathikon_schema"})
+        row = cur.fetchone()
+        if row is None or not row["present"]:
+            return 0
+        cur.execute(self._q["schema_version"])
+        row = cur.fetchone()
+        return 0 if row is None else int(row["version"])
+
+    def _quoted_schema(self) -> str:
+        return psycopg.sql.Identifier(self.schema).as_string()
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    def insert(self, jobs: Sequence[Job], *, conn: Any = None) -> list[Job]:
+        stored = [stored_job(job) for job in jobs]
+        if not stored:
+            return stored
+        plan = self._insert_plan(stored)
+        if conn is None:
+            with self._cursor("insert") as cur, _duplicate_ids():
+                _run_plan(cur, plan)
+            return stored
+        if not isinstance(conn, psycopg.Connection):
+            raise TypeError(f"conn must be a psycopg.Connection (use insert_async for an AsyncConnection), "
+                            f"got {conn!r}")
+        # In autocommit mode the insert is made atomic on its own; otherwise it joins the open transaction.
+        with (mapped_errors("insert"), _duplicate_ids(),
+              conn.transaction() if conn.autocommit else nullcontext(), conn.cursor() as cur):
+            _run_plan(cur, plan)
+        return stored
+
+    async def insert_async(self, jobs: Sequence[Job], *, conn: Any) -> list[Job]:
+        if not isinstance(conn, psycopg.AsyncConnection):
+            raise TypeError(f"conn must be a psycopg.AsyncConnection, got {conn!r}")
+        stored = [stored_job(job) for job in jobs]
+        if not stored:
+            return stored
+        with mapped_errors("insert"), _duplicate_ids():
+            async with conn.transaction() if conn.autocommit else nullcontext(), conn.cursor() as cur:
+                for statement, rows in self._insert_plan(stored):
+                    await cur.executemany(statement, rows)
+        return stored
+
+    def _insert_plan(self, jobs: list[Job]) -> InsertPlan:
+        plan: InsertPlan = [(self._q["insert_job"], [job_params(job) for job in jobs])]
+        woken = {job.queue for job in jobs if job.state == JobState.AVAILABLE}
+        if self.settings.notify and woken:
+            plan.append((self._q["notify"], [(self.channel, queue) for queue in sorted(woken)]))
+        return plan
+
+    def fetch(self, job_id: str) -> Job | None:
+        with self._cursor("fetch") as cur:
+            cur.execute(self._q["fetch"], {"id": job_id})
+            row = cur.fetchone()
+        return None if row is None else job_from_row(row)
+
+    def all(self, *, queue: str | None = None, state: JobState | None = None,
+            limit: int | None = None) -> list[Job]:
+        params = {"queue": queue, "state": None if state is None else JobState(state).value, "limit": limit}
+        with self._cursor("all") as cur:
+            cur.execute(self._q["all"], params)
+            return [job_from_row(row) for row in cur.fetchall()]
+
+    def counts(self) -> dict[tuple[str, JobState], int]:
+        with self._cursor("counts") as cur:
+            cur.execute(self._q["counts"])
+            return {(row["queue"], JobState(row["state"])): row["n"] for row in cur.fetchall()}
+
+    def delete(self, job_id: str) -> bool:
+        with self._cursor("delete") as cur:
+            cur.execute(self._q["delete"], {"id": job_id})
+            return cur.fetchone() is not None
+
+    def clear_jobs(self) -> None:
+        with self._cursor("clear_jobs") as cur:
+            cur.execute(self._q["clear_jobs"])
+
+    def cancel(self, job_id: str, now: datetime, *, running: bool = False) -> Job:
+        with self._cursor("cancel") as cur:
+            cur.execute(self._q["lock_job"], {"id": job_id})
+            row = cur.fetchone()
+            if row is None:
+                raise JobNotFoundError(job_id)
+            state = JobState(row["state"])
+            if state in TERMINAL_STATES:
+                raise InvalidStateError(job_id, state)
+            if state == JobState.EXECUTING and not running:
+                raise JobExecutingError(job_id)
+            cur.execute(self._q["cancel"], {"id": job_id, "now": now})
+            return job_from_row(_one(cur))
+
+    # -- the execution path ----------------------------------------------------------------------------
+
+    def claim(self, queue: str, limit: int, now: datetime, owner: str) -> list[Job]:
+        if limit <= 0:
+            return []
+        with self._cursor("claim") as cur:
+            cur.execute(self._q["claim"], {"queue": queue, "limit": limit, "now": now, "owner": owner})
+            jobs = [job_from_row(row) for row in cur.fetchall()]
+        return sorted(jobs, key=claim_order)  # UPDATE … RETURNING keeps no order
+
+    def ack(self, acks: Sequence[Ack]) -> list[bool]:
+        if not acks:
+            return []
+        with self._cursor("ack") as cur:
+            cur.execute(self._q["ack"], {"acks": ack_records(acks)})
+            rows = cur.fetchall()
+            self._notify(cur, {row["queue"] for row in rows if row["state"] == JobState.AVAILABLE})
+        applied = {row["n"] for row in rows}
+        return [n in applied for n in range(len(acks))]
+
+    def stage(self, now: datetime, limit: int) -> dict[str, int]:
+        if limit <= 0:
+            return {}
+        with self._cursor("stage") as cur:
+            cur.execute(self._q["stage"], {"now": now, "limit": limit})
+            moved = {row["queue"]: int(row["n"]) for row in cur.fetchall()}
+            self._notify(cur, set(moved))
+        return moved
+
+    def prune(self, before: datetime, limit: int) -> list[Job]:
+        if limit <= 0:
+            return []
+        with self._cursor("prune") as cur:
+            cur.execute(self._q["prune"], {"before": before, "limit": limit})
+            return sorted((job_from_row(row) for row in cur.fetchall()), key=lambda job: job.id)
+
+    # -- nodes, leases and the lifeline ----------------------------------------------------------------
+
+    def register_node(self, node: NodeRecord) -> None:
+        with self._cursor("register_node") as cur:
+            cur.execute(self._q["register_node"], node_params(node))
+
+    def heartbeat(self, name: str, now: datetime) -> bool:
+        with self._cursor("heartbeat") as cur:
+            cur.execute(self._q["heartbeat"], {"name": name, "now": now})
+            return cur.fetchone() is not None
+
+    def remove_node(self, name: str) -> None:
+        with self._cursor("remove_node") as cur:
+            cur.execute(self._q["remove_node"], {"name": name})
+
+    def nodes(self) -> list[NodeRecord]:
+        with self._cursor("nodes") as cur:
+            cur.execute(self._q["nodes"])
+            return [node_from_row(row) for row in cur.fetchall()]
+
+    def prune_nodes(self, stale_before: datetime) -> list[str]:
+        with self._cursor("prune_nodes") as cur:
+            cur.execute(self._q["prune_nodes"], {"stale_before": stale_before})
+            return sorted(row["name"] for row in cur.fetchall())
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, ttl: float) -> bool:
+        params = {"name": name, "holder": holder, "now": now, "until": now + timedelta(seconds=ttl)}
+        with self._cursor("acquire_lease") as cur:
+            cur.execute(self._q["acquire_lease"], params)
+            return cur.fetchone() is not None
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._cursor("release_lease") as cur:
+            cur.execute(self._q["release_lease"], {"name": name, "holder": holder})
+
+    def rescue(self, now: datetime, stale_before: datetime) -> list[Job]:
+        with self._cursor("rescue") as cur:
+            cur.execute(self._q["rescue"], {"now": now, "stale_before": stale_before, "at": now.isoformat()})
+            rescued = sorted((job_from_row(row) for row in cur.fetchall()), key=lambda job: job.id)
+            self._notify(cur, {job.queue for job in rescued if job.state == JobState.AVAILABLE})
+        return rescued
+
+    # -- wake-ups across processes ---------------------------------------------------------------------
+
+    def subscribe(self, on_change: Callable[[str | None], None]) -> Subscription | None:
+        """LISTEN on this schema's channel in a daemon thread; None when notify=false or delivery fails."""
+        if not self.settings.notify:
+            return None
+        listener = Listener(self.settings.conninfo, self.settings.connect_kwargs, self.channel, on_change)
+        if not listener.start(self._send_probe):
+            return None
+        with self._lock:
+            self._listeners.append(listener)
+        return listener
+
+    def _send_probe(self, payload: str) -> None:
+        with self._cursor("notify") as cur:
+            cur.execute(self._q["notify"], (self.channel, payload))
+
+    def _notify(self, cur: Cursor, queues: set[str]) -> None:
+        if self.settings.notify and queues:
+            cur.executemany(self._q["notify"], [(self.channel, queue) for queue in sorted(queues)])
+
+    # -- connections -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _cursor(self, action: str) -> Iterator[Cursor]:
+        """A cursor in one transaction on a pooled connection: committed on success, rolled back on error."""
+        with mapped_errors(action), self._open_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            yield cur
+
+    def _open_pool(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+        with self._lock:
+            if not self._opened and not self._closed:
+                self._pool.open(wait=False)
+                self._opened = True
+        return self._pool
+
+
+def _run_plan(cur: psycopg.Cursor[Any], plan: InsertPlan) -> None:
+    for statement, rows in plan:
+        cur.executemany(statement, rows)
+
+
+@contextmanager
+def _duplicate_ids() -> Iterator[None]:
+    """A job id that is already stored is bad input (ValueError naming the id), not a database failure."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        found = re.search(r"\(id\)=\((.*)\)", exc.diag.message_detail or "")
+        job_id = found[1] if found else "?"
+        raise ValueError(f"a job with id {job_id!r} is already stored") from exc
+
+
+def _one(cur: Cursor) -> DictRow:
+    row = cur.fetchone()
+    if row is None:
+        raise psycopg.DataError("the statement returned no row")
+    return row
