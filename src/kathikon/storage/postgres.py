@@ -55,6 +55,8 @@ __all__ = ["PostgresStorage"]
 Cursor: TypeAlias = "psycopg.Cursor[DictRow]"
 # The statements of one insert: (sql, rows of parameters), run with executemany on any connection.
 InsertPlan: TypeAlias = "list[tuple[str, list[tuple[Any, ...]]]]"
+Pool: TypeAlias = "psycopg_pool.ConnectionPool[psycopg.Connection[Any]]"
+_BORROW_TRIES = 3
 
 
 class PostgresStorage(Storage):
@@ -68,9 +70,9 @@ class PostgresStorage(Storage):
         quoted = psycopg.sql.Identifier(settings.schema).as_string()
         self._q = {name: text.replace("{schema}", quoted) for name, text in _sql.queries("postgres").items()}
         self._migrations = [(m.version, m.sql.replace("{schema}", quoted)) for m in _sql.migrations("postgres")]
-        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+        self._pool: Pool = psycopg_pool.ConnectionPool(
             settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max, timeout=settings.pool_timeout,
-            kwargs=settings.connect_kwargs, check=psycopg_pool.ConnectionPool.check_connection, open=False,
+            kwargs=settings.connect_kwargs, open=False,
             name=f"kathikon-{settings.schema}",
         )
         self._lock = threading.Lock()
@@ -325,15 +327,44 @@ class PostgresStorage(Storage):
     @contextmanager
     def _cursor(self, action: str) -> Iterator[Cursor]:
         """A cursor in one transaction on a pooled connection: committed on success, rolled back on error."""
-        with mapped_errors(action), self._open_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with mapped_errors(action), self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
-    def _open_pool(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._open_pool()
+        conn = self._borrow(pool)
+        try:
+            with conn:  # a pooled connection: commits or rolls back on exit, stays open
+                yield conn
+        finally:
+            pool.putconn(conn)
+
+    def _borrow(self, pool: Pool) -> psycopg.Connection[Any]:
+        """A live pooled connection. One found dead means the server dropped its connections (a restart):
+        every idle one is checked at once, so the next calls do not each discover a dead one."""
+        for _ in range(_BORROW_TRIES):
+            conn = pool.getconn()
+            if _alive(conn):
+                return conn
+            pool.putconn(conn)  # broken: the pool discards and replaces it
+            pool.check()
+        return pool.getconn()
+
+    def _open_pool(self) -> Pool:
         with self._lock:
             if not self._opened and not self._closed:
                 self._pool.open(wait=False)
                 self._opened = True
         return self._pool
+
+
+def _alive(conn: psycopg.Connection[Any]) -> bool:
+    try:
+        psycopg_pool.ConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        return False
+    return True
 
 
 def _run_plan(cur: psycopg.Cursor[Any], plan: InsertPlan) -> None:
