@@ -39,7 +39,7 @@ CREATE INDEX kathikon_jobs_claim_idx
 
 -- stage: scheduled and retryable jobs by due time.
 CREATE INDEX kathikon_jobs_stage_idx
-    ON kathikon_jobs (available_at) WHERE state IN ('scheduled', 'retryable');
+    ON kathikon_jobs (available_at, id) WHERE state IN ('scheduled', 'retryable');
 
 -- prune: finished jobs by finish time.
 CREATE INDEX kathikon_jobs_prune_completed_idx
