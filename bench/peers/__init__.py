@@ -1,0 +1,1 @@
+"""The peers Kathikon is measured against, one module each, all with the same measurement commands."""
