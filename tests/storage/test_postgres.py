@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ import pytest
 from kathikon.exceptions import ConfigError, DatabaseUnavailableError, SchemaVersionError, StorageError
 from kathikon.job import Job, JobState
 from kathikon.storage import open_storage
+from kathikon.transfer import move_jobs
 from tests.conftest import RUN_ID, postgres_url
 
 psycopg = pytest.importorskip("psycopg")
@@ -398,3 +400,27 @@ def test_four_processes_claiming_at_once_never_claim_the_same_job_twice() -> Non
     assert set(claimed) == {job.id for job in inserted}
     assert store.counts() == {("race", JobState.EXECUTING): 2000}
     store.close()
+
+
+# -- moving jobs across
+
+
+def test_jobs_move_from_sqlite_to_postgresql_unchanged(tmp_path: Path) -> None:
+    source, target = f"sqlite:///{tmp_path / 'jobs.db'}", pg_url("_moved")
+    jobs = [build(n, priority=n % 3, queue=f"q{n % 2}") for n in range(30)]
+    jobs[0] = jobs[0].with_changes(state=JobState.EXECUTING, attempts=1, attempted_by="node-a", started_at=T0)
+    jobs[1] = jobs[1].with_changes(state=JobState.DISCARDED, attempts=3, completed_at=T0,
+                                   errors=[{"attempt": 3, "error": "boom"}])
+    sqlite = open_storage(source)
+    sqlite.setup()
+    sqlite.insert(jobs)
+    sqlite.close()
+    _open(target).clear_jobs()
+
+    assert move_jobs(source, target, batch=8, delete_source=True) == 30
+
+    moved = _open(target)
+    try:
+        assert moved.all() == jobs
+    finally:
+        moved.close()

@@ -33,9 +33,8 @@ from typing import Any, TypeAlias
 
 from psycopg.rows import DictRow, dict_row
 
-from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError, SchemaVersionError
+from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError
 from kathikon.job import Job, JobState
-from kathikon.storage import _sql
 from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage, Subscription
 from kathikon.storage.postgres_config import PostgresSettings, parse_postgres_url
 from kathikon.storage.postgres_notifier import Listener, channel_name
@@ -49,6 +48,7 @@ from kathikon.storage.postgres_rows import (
     node_params,
     stored_job,
 )
+from kathikon.storage.postgres_schema import SchemaSql
 
 __all__ = ["PostgresStorage"]
 
@@ -67,9 +67,8 @@ class PostgresStorage(Storage):
         self.settings = settings
         self.schema = settings.schema
         self.channel = channel_name(settings.schema)
-        quoted = psycopg.sql.Identifier(settings.schema).as_string()
-        self._q = {name: text.replace("{schema}", quoted) for name, text in _sql.queries("postgres").items()}
-        self._migrations = [(m.version, m.sql.replace("{schema}", quoted)) for m in _sql.migrations("postgres")]
+        self._schema = SchemaSql(settings.schema)
+        self._q = self._schema.queries
         self._pool: Pool = psycopg_pool.ConnectionPool(
             settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max, timeout=settings.pool_timeout,
             kwargs=settings.connect_kwargs, open=False,
@@ -93,7 +92,7 @@ class PostgresStorage(Storage):
         # A direct connection (not the pool) so an unreachable server fails at once with libpq's reason.
         with (mapped_errors("setup"), psycopg.connect(self.settings.conninfo, **self.settings.connect_kwargs) as conn,
               conn.cursor(row_factory=dict_row) as cur):
-            self._migrate(cur)
+            self._schema.migrate(cur)
 
     def close(self) -> None:
         with self._lock:
@@ -108,40 +107,7 @@ class PostgresStorage(Storage):
 
     def reset(self) -> None:
         with self._cursor("reset") as cur:
-            self._lock_schema(cur)
-            cur.execute(self._q["drop_tables"])
-            self._migrate(cur)
-
-    def _migrate(self, cur: Cursor) -> None:
-        """Apply the missing migrations in the caller's transaction, under the schema's advisory lock."""
-        self._lock_schema(cur)
-        cur.execute(self._q["schema_exists"], {"schema": self.schema})
-        if cur.fetchone() is None:
-            cur.execute(self._q["create_schema"])
-        current, latest = self._schema_version(cur), len(self._migrations)
-        if current > latest:
-            raise SchemaVersionError(
-                f"the Kathikon tables in schema {self.schema!r} are at schema version {current}, newer than the "
-                f"{latest} this Kathikon understands; upgrade Kathikon (nothing was changed)"
-            )
-        for version, statements in self._migrations[current:]:
-            cur.execute(statements)
-            cur.execute(self._q["record_version"], {"version": version})
-
-    def _lock_schema(self, cur: Cursor) -> None:
-        cur.execute(self._q["migration_lock"], {"key": f"kathikon:{self.schema}"})
-
-    def _schema_version(self, cur: Cursor) -> int:
-        cur.execute(self._q["schema_table"], {"table": f"{self._quoted_schema()}.kathikon_schema"})
-        row = cur.fetchone()
-        if row is None or not row["present"]:
-            return 0
-        cur.execute(self._q["schema_version"])
-        row = cur.fetchone()
-        return 0 if row is None else int(row["version"])
-
-    def _quoted_schema(self) -> str:
-        return psycopg.sql.Identifier(self.schema).as_string()
+            self._schema.recreate(cur)
 
     # -- jobs ------------------------------------------------------------------------------------------
 
@@ -188,9 +154,15 @@ class PostgresStorage(Storage):
             row = cur.fetchone()
         return None if row is None else job_from_row(row)
 
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        with self._cursor("job_states") as cur:
+            cur.execute(self._q["job_states"], {"ids": list(job_ids)})
+            return {row["id"]: JobState(row["state"]) for row in cur.fetchall()}
+
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
-        params = {"queue": queue, "state": None if state is None else JobState(state).value, "limit": limit}
+        params = {"queue": queue, "state": None if state is None else JobState(state).value,
+                  "limit": None if limit is None else _check_limit(limit)}
         with self._cursor("all") as cur:
             cur.execute(self._q["all"], params)
             return [job_from_row(row) for row in cur.fetchall()]
@@ -226,7 +198,7 @@ class PostgresStorage(Storage):
     # -- the execution path ----------------------------------------------------------------------------
 
     def claim(self, queue: str, limit: int, now: datetime, owner: str) -> list[Job]:
-        if limit <= 0:
+        if _check_limit(limit) == 0:
             return []
         with self._cursor("claim") as cur:
             cur.execute(self._q["claim"], {"queue": queue, "limit": limit, "now": now, "owner": owner})
@@ -244,7 +216,7 @@ class PostgresStorage(Storage):
         return [n in applied for n in range(len(acks))]
 
     def stage(self, now: datetime, limit: int) -> dict[str, int]:
-        if limit <= 0:
+        if _check_limit(limit) == 0:
             return {}
         with self._cursor("stage") as cur:
             cur.execute(self._q["stage"], {"now": now, "limit": limit})
@@ -253,7 +225,7 @@ class PostgresStorage(Storage):
         return moved
 
     def prune(self, before: datetime, limit: int) -> list[Job]:
-        if limit <= 0:
+        if _check_limit(limit) == 0:
             return []
         with self._cursor("prune") as cur:
             cur.execute(self._q["prune"], {"before": before, "limit": limit})
@@ -357,6 +329,14 @@ class PostgresStorage(Storage):
                 self._pool.open(wait=False)
                 self._opened = True
         return self._pool
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an integer, got {type(limit).__name__} {limit!r}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit!r}")
+    return limit
 
 
 def _alive(conn: psycopg.Connection[Any]) -> bool:
