@@ -40,6 +40,7 @@ EVENTS: frozenset[Event] = frozenset(
         ("kathikon", "leader", "resigned"),
         ("kathikon", "node", "start"),
         ("kathikon", "node", "stop"),
+        ("kathikon", "node", "dead"),
         ("kathikon", "storage", "error"),
     }
 )
@@ -110,6 +111,7 @@ _LEVELS = {
     "discard": logging.ERROR,
     "retry": logging.WARNING,
     "rescue": logging.WARNING,
+    "dead": logging.WARNING,
     "ack_dropped": logging.WARNING,
     "error": logging.ERROR,
     "start": logging.DEBUG,

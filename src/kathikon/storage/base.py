@@ -123,6 +123,14 @@ class Storage(abc.ABC):
     def fetch(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
 
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """The state of each stored job among ``job_ids`` (unknown ids left out).
+
+        A node asks this every heartbeat about the jobs it is executing, to notice ones cancelled by another
+        process. This default reads one job at a time; database backends answer in one query.
+        """
+        return {job.id: job.state for job in map(self.fetch, job_ids) if job is not None}
+
     @abc.abstractmethod
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:

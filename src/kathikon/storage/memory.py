@@ -66,6 +66,10 @@ class MemoryStorage(Storage):
         with self._lock:
             return self._jobs.get(job_id)
 
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        with self._lock:
+            return {i: self._jobs[i].state for i in job_ids if i in self._jobs}
+
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
         with self._lock:

@@ -118,6 +118,11 @@ class SQLiteStorage(Storage):
             row = conn.execute(_Q["fetch_job"], (job_id,)).fetchone()
         return None if row is None else decode_job(row)
 
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        with self._read() as conn:
+            rows = conn.execute(_Q["job_states"], (json.dumps(list(job_ids)),)).fetchall()
+        return {row["id"]: JobState(row["state"]) for row in rows}
+
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
         params = {"queue": queue, "state": None if state is None else JobState(state).value,

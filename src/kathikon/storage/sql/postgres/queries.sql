@@ -35,6 +35,9 @@ SELECT pg_notify(%s, %s)
 -- name: fetch
 SELECT * FROM {schema}.kathikon_jobs WHERE id = %(id)s
 
+-- name: job_states
+SELECT id, state FROM {schema}.kathikon_jobs WHERE id = ANY(%(ids)s)
+
 -- name: all
 SELECT * FROM {schema}.kathikon_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s) AND (%(state)s::text IS NULL OR state = %(state)s)

@@ -26,6 +26,9 @@ SELECT id FROM kathikon_jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER 
 -- name: fetch_job
 SELECT * FROM kathikon_jobs WHERE id = ?;
 
+-- name: job_states
+SELECT id, state FROM kathikon_jobs WHERE id IN (SELECT value FROM json_each(?));
+
 -- name: all_jobs
 SELECT * FROM kathikon_jobs
 WHERE (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
