@@ -69,7 +69,7 @@ class SQLiteStorage(Storage):
         self.url = "sqlite:///" + self._path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._watchers: list[ChangeWatcher] = []
+        self._watchers: set[ChangeWatcher] = set()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStorage:
@@ -239,8 +239,8 @@ class SQLiteStorage(Storage):
         if self._memory:
             return None
         self._connection_checked()
-        watcher = ChangeWatcher(self._path, self._poll_interval, on_change, self._watchers.remove)
-        self._watchers.append(watcher)
+        watcher = ChangeWatcher(self._path, self._poll_interval, on_change, self._watchers.discard)
+        self._watchers.add(watcher)
         return watcher
 
     # -- connection and transactions
