@@ -1,0 +1,156 @@
+"""Run one claimed job: resolve its worker, run ``perform``, bound it by the worker's timeout, decide.
+
+``async def perform`` runs as a task on the event loop; ``def perform`` runs in a thread pool so blocking
+jobs of one queue really run in parallel. ``execute`` needs no running Runtime: the test helpers call it.
+
+Stopping an execution (cancel, timeout, shutdown) differs by kind, because Python cannot kill a thread:
+  async perform  its task is cancelled (``CancelledError`` is raised at its current ``await``).
+  sync perform   ``Worker.cancel_requested`` becomes True and the thread is abandoned: it runs on until
+                 perform returns, its late result is ignored, and its queue slot stays taken until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any
+
+from kathikon import telemetry
+from kathikon._clock import utcnow
+from kathikon.exceptions import WorkerError
+from kathikon.job import Job
+from kathikon.runtime.outcome import Decision, Failure, Result, Returned, decide, queue_time
+from kathikon.worker import Worker, is_async_worker, resolve_worker
+
+__all__ = ["Control", "execute", "run_perform"]
+
+JOB_START = ("kathikon", "job", "start")
+
+
+class Control:
+    """The handle on one running execution: cancel it, and know when its task or thread has ended."""
+
+    def __init__(self) -> None:
+        self.cancel_event = threading.Event()
+        # The perform task (async) or the future of its thread (sync) while it runs.
+        self.pending: asyncio.Future[Any] | None = None
+        # Set when a sync perform's thread returns (it may outlive the event loop that waited for it).
+        self.thread_done: threading.Event | None = None
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @property
+    def thread_running(self) -> bool:
+        return self.thread_done is not None and not self.thread_done.is_set()
+
+    def cancel(self) -> None:
+        """Ask the execution to stop: cancels an async perform, sets the flag a sync perform can check."""
+        self.cancel_event.set()
+        if isinstance(self.pending, asyncio.Task):
+            self.pending.cancel()
+
+    def abandon(self) -> None:
+        """Cancel, and stop waiting for a sync perform's thread (shutdown): its late result is ignored."""
+        self.cancel()
+        if self.pending is not None:
+            self.pending.cancel()
+
+    async def settled(self) -> None:
+        """Wait until an abandoned perform (timed-out thread or task) has really ended."""
+        if self.pending is not None and not self.pending.done():
+            await asyncio.wait({self.pending})
+
+
+async def execute(job: Job, *, owner: str, pool: Executor | None = None, control: Control | None = None,
+                  clock: Callable[[], datetime] = utcnow) -> Decision:
+    """Run the executing ``job`` (as returned by ``storage.claim``) and decide its outcome.
+
+    Emits ``("kathikon", "job", "start")``; the decision's events are for the caller to emit once its ack
+    applied. ``pool`` runs sync performs (default: the loop's default executor).
+    """
+    if telemetry.listening(JOB_START):
+        telemetry.emit(JOB_START, {"system_time": time.time(), "queue_time": queue_time(job)}, {"job": job})
+    started = time.perf_counter()
+    try:
+        worker = resolve_worker(job.worker)()
+    except WorkerError as exc:
+        failure = Failure("unknown_worker", str(exc), duration=time.perf_counter() - started)
+        return decide(job, failure, now=clock(), owner=owner)
+    except Exception as exc:  # the worker's __init__ failed
+        return decide(job, Failure.from_exception(exc, time.perf_counter() - started), now=clock(), owner=owner)
+    result = await run_perform(worker, job, pool=pool, control=control or Control())
+    return decide(job, result, now=clock(), owner=owner, backoff=worker.backoff)
+
+
+async def run_perform(worker: Worker, job: Job, *, pool: Executor | None, control: Control) -> Result:
+    """Run ``worker.perform(job)`` within the worker's timeout; never raises for the job's own failures."""
+    worker._cancel_event = control.cancel_event
+    started = time.perf_counter()
+    pending = _start_perform(worker, job, pool, control)
+    control.pending = pending
+    pending.add_done_callback(_retrieve)
+    try:
+        done, _ = await asyncio.wait({pending}, timeout=_timeout_of(worker))
+    except asyncio.CancelledError:  # the caller gave up on the job (shutdown): stop it too
+        control.abandon()
+        raise
+    duration = time.perf_counter() - started
+    if not done:
+        control.cancel()
+        return Failure("timeout", _timeout_message(worker, pending), duration=duration)
+    return _result_of(pending, duration)
+
+
+def _start_perform(worker: Worker, job: Job, pool: Executor | None, control: Control) -> asyncio.Future[Any]:
+    loop = asyncio.get_running_loop()
+    if is_async_worker(type(worker)):
+        return loop.create_task(worker.perform(job))  # type: ignore[arg-type]
+    control.thread_done = threading.Event()
+    # Run in a copy of the caller's context so context variables (tracing, logging) reach the thread.
+    call = functools.partial(_in_thread, control.thread_done, contextvars.copy_context().run, worker.perform, job)
+    return loop.run_in_executor(pool, call)
+
+
+def _in_thread(done: threading.Event, run: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return run(*args)
+    finally:
+        done.set()
+
+
+def _result_of(pending: asyncio.Future[Any], duration: float) -> Result:
+    if pending.cancelled():
+        return Failure("cancelled", "the job was cancelled while it was running", duration=duration)
+    exc = pending.exception()
+    if exc is not None:
+        return Failure.from_exception(exc, duration)
+    return Returned(pending.result(), duration)
+
+
+def _timeout_of(worker: Worker) -> float | None:
+    timeout = type(worker).timeout
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
+        return None  # refused at start-up by ``kathikon worker``; never let it block the job
+    return max(0.0, float(timeout))
+
+
+def _timeout_message(worker: Worker, pending: asyncio.Future[Any]) -> str:
+    how = "its task was cancelled" if isinstance(pending, asyncio.Task) else "its thread was abandoned"
+    return f"perform did not finish within the worker's timeout of {type(worker).timeout} s; {how}"
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark the outcome of an abandoned perform as seen, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
