@@ -1,0 +1,87 @@
+"""The coordinator loop: this node's heartbeat, the leader election and the lifeline, in one round.
+
+Every ``heartbeat_interval`` seconds one round runs ``node.tick``, ``leader.tick`` and ``lifeline.tick`` in
+that order and stops at the first failure (reported as ``("kathikon", "storage", "error")``), so the lifeline
+only ticks in rounds where this node could reach the database, and a failed round is retried at the next
+interval with a fresh ``now``. The leader lease lasts two heartbeat intervals, so it is renewed at half of it.
+
+The round runs on the runtime's event loop like every other loop, on purpose: a heartbeat must prove that
+the node makes progress, not merely that the process exists. A runtime whose event loop is wedged cannot
+finish or ack its jobs either, so it should lose them to a live node rather than hold them forever.
+
+``start`` registers the node and runs the leader and lifeline steps before any dispatcher claims, so jobs
+left executing by a dead predecessor on this host are rescued before this node starts claiming; ``stop``
+(after the last outcome is written) resigns leadership and removes the node record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from kathikon import telemetry
+from kathikon.config import Config
+from kathikon.runtime.leader import Leader
+from kathikon.runtime.lifeline import Lifeline
+from kathikon.runtime.node import Node
+from kathikon.storage.base import Storage
+
+__all__ = ["LEASE_HEARTBEATS", "Coordinator"]
+
+STORAGE_ERROR = ("kathikon", "storage", "error")
+#: The leader lease lasts this many heartbeat intervals; it is renewed every heartbeat (half the lease).
+LEASE_HEARTBEATS = 2
+
+
+class Coordinator:
+    """A runtime loop (``start``/``tick``/``stop`` with ``now``) owning this node's Node, Leader and Lifeline."""
+
+    name = "coordinator"
+
+    def __init__(self, node: Node, leader: Leader, lifeline: Lifeline, interval: float) -> None:
+        self.node = node
+        self.leader = leader
+        self.lifeline = lifeline
+        self.interval = interval
+        self._failures = 0
+
+    @classmethod
+    def build(cls, storage: Storage, config: Config, node: Node) -> Coordinator:
+        """The coordinator for ``node`` with the intervals of ``config``."""
+        interval = config.heartbeat_interval
+        leader = Leader(storage, node.name, ttl=interval * LEASE_HEARTBEATS)
+        lifeline = Lifeline(storage, config.rescue_after, interval, leader.leads)
+        return cls(node, leader, lifeline, interval)
+
+    def start(self, now: datetime) -> None:
+        """Register the node (errors propagate: an unregistered node must not claim), then lead if free."""
+        self.node.start(now)
+        self._steps(now, [self.leader.tick, self.lifeline.tick])
+
+    def tick(self, now: datetime) -> bool:
+        """One heartbeat round; False when a step failed (the rest of the round is skipped)."""
+        return self._steps(now, [self.node.tick, self.leader.tick, self.lifeline.tick])
+
+    def stop(self, now: datetime) -> None:
+        """Resign leadership, then remove the node record. Call after the last job outcome is written."""
+        self._steps(now, [lambda _: self.leader.stop(), lambda _: self.node.stop()], all_steps=True)
+
+    def _steps(self, now: datetime, steps: list[Callable[[datetime], object]], *, all_steps: bool = False) -> bool:
+        ok = True
+        for step in steps:
+            ok = self._guarded(step, now) and ok
+            if not ok and not all_steps:
+                break
+        return ok
+
+    def _guarded(self, step: Callable[[datetime], object], now: datetime) -> bool:
+        try:
+            step(now)
+        except Exception as exc:
+            self._failures += 1
+            telemetry.emit(STORAGE_ERROR, {"failures": self._failures},
+                           {"operation": f"{self.name}.{getattr(step, '__qualname__', step)}",
+                            "node": self.node.name, "error": str(exc)})
+            return False
+        self._failures = 0
+        return True
