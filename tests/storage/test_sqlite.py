@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -29,9 +30,10 @@ from kathikon.exceptions import (
 from kathikon.job import Job, JobState
 from kathikon.storage import open_storage
 from kathikon.storage._sql import migrations, queries
+from kathikon.storage._sqlite_watch import ChangeWatcher
 from kathikon.storage.sqlite import SQLiteStorage
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)  # in the past, so the jobs are due for the claimers
 WORKER = "tests.workers:Echo"
 
 KATHIKON_OBJECTS = {
@@ -172,6 +174,15 @@ def test_times_in_other_zones_are_stored_and_returned_as_utc(storage: SQLiteStor
     assert fetched.scheduled_at.tzinfo == UTC
 
 
+def test_a_job_without_available_at_is_due_from_its_insertion(storage: SQLiteStorage) -> None:
+    job = build().with_changes(available_at=None)
+
+    [stored] = storage.insert([job])
+
+    assert stored.available_at == stored.inserted_at == T0
+    assert [j.id for j in storage.claim("default", 1, T0, "node-a")] == [job.id]
+
+
 def test_a_naive_time_is_refused_naming_the_field(storage: SQLiteStorage) -> None:
     with pytest.raises(ValueError, match="now"):
         storage.claim("default", 1, datetime(2026, 1, 1), "node-a")
@@ -191,7 +202,7 @@ def test_data_is_stored_as_json_text(storage: SQLiteStorage, db_path: Path) -> N
     conn.close()
 
     assert [json.loads(text) for text in row[:4]] == [{"to": "a@b.com"}, {"m": 1}, ["t"], []]
-    assert row[4] == "2026-03-01T12:00:00.000000Z"
+    assert row[4] == "2020-03-01T12:00:00.000000Z"
 
 
 def test_a_locked_database_is_reported_as_unavailable(storage: SQLiteStorage, db_path: Path) -> None:
@@ -449,14 +460,42 @@ def test_subscribe_sees_a_commit_from_another_connection(storage: SQLiteStorage,
         other.close()
 
 
+def test_a_raising_change_callback_does_not_stop_the_subscription(storage: SQLiteStorage,
+                                                                  db_path: Path) -> None:
+    calls: list[str | None] = []
+    second = threading.Event()
+
+    def on_change(queue: str | None) -> None:
+        calls.append(queue)
+        if len(calls) == 1:
+            raise RuntimeError("handler bug")
+        second.set()
+
+    subscription = storage.subscribe(on_change)
+    assert subscription is not None
+    other = SQLiteStorage(db_path)
+    try:
+        other.insert([build()])
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert calls, "the first commit was not seen"
+        other.insert([build()])
+        assert second.wait(timeout=10)
+    finally:
+        subscription.close()
+        other.close()
+
+
 def test_close_stops_the_subscriptions(db_path: Path) -> None:
     storage = SQLiteStorage(db_path)
     storage.setup()
-    storage.subscribe(lambda queue: None)
+    subscription = storage.subscribe(lambda queue: None)
+    assert isinstance(subscription, ChangeWatcher)
 
     storage.close()
 
-    assert not [t for t in threading.enumerate() if t.name == "kathikon-sqlite-watch"]
+    assert not subscription._thread.is_alive()
 
 
 # -- processes sharing the file
