@@ -128,7 +128,12 @@ class Snapshot:
 def demo_command(database: str | None, replace: bool, small: bool, deadline: float) -> None:
     """Run a realistic job mix on a fresh SQLite file and show it live: emails with priorities, webhooks that
     fail and retry, scheduled digests, sleeping exports, a cancelled and a discarded job."""
-    exit_after(run_demo(database, small=small, replace=replace, deadline=deadline))
+    try:
+        code = run_demo(database, small=small, replace=replace, deadline=deadline)
+    except BrokenPipeError:  # the reader went away (``kathikon demo | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    exit_after(code)
 
 
 def run_demo(
@@ -168,17 +173,20 @@ def _run(url: str, small: bool, deadline: float, out: TextIO) -> int:
     k = Kathikon(config=config)
     tally = Tally()
     telemetry.attach(_TALLY_ID, Tally.EVENTS, tally)
+    stopped = False
     try:
-        print(f"Kathikon demo on {url}\n", file=out)
         jobs = _insert(k, plan)
+        print(f"Kathikon demo on {url}\n{_introduction(jobs)}\n", file=out)
         snapshot = _watch(k, tally, deadline, out)
-        if not _stop_within(k, _STOP_GRACE + 5.0):
-            print(f"kathikon demo: the runtime did not stop within {_STOP_GRACE + 5.0:.0f} s", file=out)
-            return STOP_TIMEOUT_EXIT
-        return _report(k, snapshot, len(jobs), out)
-    finally:
+    finally:  # also on Ctrl-C or a closed stdout: never leave the runtime running
+        stopped = _stop_within(k, _STOP_GRACE + 5.0)
         telemetry.detach(_TALLY_ID)
-        k.storage.close()
+        if stopped:
+            k.storage.close()
+    if not stopped:
+        print(f"kathikon demo: the runtime did not stop within {_STOP_GRACE + 5.0:.0f} s", file=out)
+        return STOP_TIMEOUT_EXIT
+    return _report(k, snapshot, len(jobs), out)
 
 
 def _insert(k: Kathikon, plan: DemoPlan) -> list[Job]:
@@ -190,6 +198,18 @@ def _insert(k: Kathikon, plan: DemoPlan) -> list[Job]:
         if "to-cancel" in job.tags:
             k.cancel(job.id)
     return stored
+
+
+def _introduction(jobs: list[Job]) -> str:
+    per_queue = Counter(job.queue for job in jobs)
+    return "\n".join(
+        [
+            f"Inserted {len(jobs)} jobs in one transaction: " + ", ".join(f"{q} {n}" for q, n in per_queue.items()),
+            "  emails    password resets at priority 9 behind a newsletter backlog; a reminder cancelled before due",
+            "  webhooks  some endpoints fail for a while and are retried; one is dead: its job is discarded",
+            "  digests   scheduled seconds ahead;  exports: Sleep until the export is ready",
+        ]
+    )
 
 
 def _watch(k: Kathikon, tally: Tally, deadline: float, out: TextIO) -> Snapshot:

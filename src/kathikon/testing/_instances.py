@@ -13,9 +13,10 @@ from kathikon.storage import Storage
 
 __all__ = ["clear_jobs", "isolated", "resolve", "reset"]
 
-# Test instances ignore KATHIKON_* variables (a developer's shell must not change a test) and give running
+# Test instances ignore KATHIKON_* variables (a developer's shell must not change a test), react fast when
+# started (a test waits for retries and scheduled jobs in tenths of seconds, not seconds) and give running
 # jobs a short grace at teardown so a stuck test job cannot hang the suite.
-TEST_DEFAULTS: dict[str, Any] = {"shutdown_grace": 5.0}
+TEST_DEFAULTS: dict[str, Any] = {"poll_interval": 0.05, "scheduler_interval": 0.1, "shutdown_grace": 5.0}
 
 
 def resolve(k: Kathikon | None) -> Kathikon:
