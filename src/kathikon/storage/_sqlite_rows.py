@@ -14,7 +14,8 @@ from kathikon._clock import to_utc, utcnow
 from kathikon.job import Job, JobState
 from kathikon.storage.base import Ack
 
-__all__ = ["decode_job", "decode_time", "decode_utc", "encode_ack", "encode_job", "encode_json", "encode_time"]
+__all__ = ["decode_job", "decode_json", "decode_time", "decode_utc", "encode_ack", "encode_job", "encode_json",
+           "encode_time"]
 
 
 def encode_job(job: Job) -> dict[str, Any]:
@@ -37,13 +38,13 @@ def encode_job(job: Job) -> dict[str, Any]:
 def decode_job(row: Any) -> Job:
     """A Job from a result row (sqlite3.Row) or from the parameters it was inserted with."""
     return Job(
-        id=row["id"], queue=row["queue"], worker=row["worker"], args=json.loads(row["args"]),
+        id=row["id"], queue=row["queue"], worker=row["worker"], args=decode_json(row["args"]),
         state=JobState(row["state"]), priority=row["priority"], max_attempts=row["max_attempts"],
         attempts=row["attempts"], scheduled_at=decode_time(row["scheduled_at"]),
         available_at=decode_time(row["available_at"]),
         inserted_at=decode_time(row["inserted_at"]), started_at=decode_time(row["started_at"]),
         completed_at=decode_time(row["completed_at"]), cancelled_at=decode_time(row["cancelled_at"]),
-        errors=json.loads(row["errors"]), meta=json.loads(row["meta"]), tags=json.loads(row["tags"]),
+        errors=decode_json(row["errors"]), meta=decode_json(row["meta"]), tags=decode_json(row["tags"]),
         attempted_by=row["attempted_by"],
     )
 
@@ -72,19 +73,37 @@ def encode_time(value: datetime | None, field: str) -> str | None:
     """Fixed-width UTC text ('YYYY-MM-DDTHH:MM:SS.ffffffZ'), so stored times compare and sort as text."""
     if value is None:
         return None
-    return to_utc(value, field).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not UTC:  # the common case (every time Kathikon makes is UTC) skips the conversion
+        value = to_utc(value, field)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def decode_time(text: str | None) -> datetime | None:
-    return None if text is None else decode_utc(text)
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def decode_utc(text: str) -> datetime:
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    """Python 3.11 reads the trailing 'Z' as UTC."""
+    return datetime.fromisoformat(text)
+
+
+# One encoder for every call: json.dumps with options builds a new one each time, which dominates insert.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_EMPTY_JSON: dict[str, dict[str, Any] | list[Any]] = {"{}": {}, "[]": []}
 
 
 def encode_json(value: object, field: str) -> str:
+    if not value and isinstance(value, (dict, list)):
+        return "[]" if isinstance(value, list) else "{}"
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{field} must be JSON-serializable: {exc} (in {value!r:.200})") from None
+
+
+def decode_json(text: str) -> Any:
+    """Parsed JSON; the empty object and list (most meta, tags and errors) without the parser."""
+    empty = _EMPTY_JSON.get(text)
+    if empty is not None:
+        return type(empty)()
+    return json.loads(text)
