@@ -28,6 +28,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -41,20 +42,17 @@ from kathikon.storage.postgres_notifier import Listener, channel_name
 from kathikon.storage.postgres_rows import (
     ack_records,
     claim_order,
+    encode_jobs,
     job_from_row,
-    job_params,
     mapped_errors,
     node_from_row,
     node_params,
-    stored_job,
 )
 from kathikon.storage.postgres_schema import SchemaSql
 
 __all__ = ["PostgresStorage"]
 
 Cursor: TypeAlias = "psycopg.Cursor[DictRow]"
-# The statements of one insert: (sql, rows of parameters), run with executemany on any connection.
-InsertPlan: TypeAlias = "list[tuple[str, list[tuple[Any, ...]]]]"
 Pool: TypeAlias = "psycopg_pool.ConnectionPool[psycopg.Connection[Any]]"
 _BORROW_TRIES = 3
 
@@ -112,41 +110,38 @@ class PostgresStorage(Storage):
     # -- jobs ------------------------------------------------------------------------------------------
 
     def insert(self, jobs: Sequence[Job], *, conn: Any = None) -> list[Job]:
-        stored = [stored_job(job) for job in jobs]
-        if not stored:
-            return stored
-        plan = self._insert_plan(stored)
+        plan = self._insert_plan(jobs)
+        if not plan.rows:
+            return plan.stored
         if conn is None:
             with self._cursor("insert") as cur, _duplicate_ids():
-                _run_plan(cur, plan)
-            return stored
+                plan.run(cur)
+            return plan.stored
         if not isinstance(conn, psycopg.Connection):
             raise TypeError(f"conn must be a psycopg.Connection (use insert_async for an AsyncConnection), "
                             f"got {conn!r}")
         # In autocommit mode the insert is made atomic on its own; otherwise it joins the open transaction.
         with (mapped_errors("insert"), _duplicate_ids(),
               conn.transaction() if conn.autocommit else nullcontext(), conn.cursor() as cur):
-            _run_plan(cur, plan)
-        return stored
+            plan.run(cur)
+        return plan.stored
 
     async def insert_async(self, jobs: Sequence[Job], *, conn: Any) -> list[Job]:
         if not isinstance(conn, psycopg.AsyncConnection):
             raise TypeError(f"conn must be a psycopg.AsyncConnection, got {conn!r}")
-        stored = [stored_job(job) for job in jobs]
-        if not stored:
-            return stored
+        plan = self._insert_plan(jobs)
+        if not plan.rows:
+            return plan.stored
         with mapped_errors("insert"), _duplicate_ids():
             async with conn.transaction() if conn.autocommit else nullcontext(), conn.cursor() as cur:
-                for statement, rows in self._insert_plan(stored):
-                    await cur.executemany(statement, rows)
-        return stored
+                await plan.run_async(cur)
+        return plan.stored
 
-    def _insert_plan(self, jobs: list[Job]) -> InsertPlan:
-        plan: InsertPlan = [(self._q["insert_job"], [job_params(job) for job in jobs])]
-        woken = {job.queue for job in jobs if job.state == JobState.AVAILABLE}
-        if self.settings.notify and woken:
-            plan.append((self._q["notify"], [(self.channel, queue) for queue in sorted(woken)]))
-        return plan
+    def _insert_plan(self, jobs: Sequence[Job]) -> _InsertPlan:
+        stored, rows = encode_jobs(jobs)
+        woken = sorted({job.queue for job in stored if job.state == JobState.AVAILABLE})
+        wake = [(self.channel, queue) for queue in woken] if self.settings.notify else []
+        return _InsertPlan(stored, self._q["copy_jobs"], rows, self._q["notify"], wake)
 
     def fetch(self, job_id: str) -> Job | None:
         with self._cursor("fetch") as cur:
@@ -347,9 +342,29 @@ def _alive(conn: psycopg.Connection[Any]) -> bool:
     return True
 
 
-def _run_plan(cur: psycopg.Cursor[Any], plan: InsertPlan) -> None:
-    for statement, rows in plan:
-        cur.executemany(statement, rows)
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    """What one insert writes, built once and run on either kind of connection (sync or async)."""
+
+    stored: list[Job]
+    copy: str
+    rows: list[tuple[Any, ...]]
+    notify: str
+    wake: list[tuple[str, str]]
+
+    def run(self, cur: psycopg.Cursor[Any]) -> None:
+        with cur.copy(self.copy) as copy:
+            for row in self.rows:
+                copy.write_row(row)
+        if self.wake:
+            cur.executemany(self.notify, self.wake)
+
+    async def run_async(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        async with cur.copy(self.copy) as copy:
+            for row in self.rows:
+                await copy.write_row(row)
+        if self.wake:
+            await cur.executemany(self.notify, self.wake)
 
 
 @contextmanager

@@ -21,26 +21,30 @@ from kathikon.exceptions import DatabaseUnavailableError, StorageError
 from kathikon.job import Job, JobState
 from kathikon.storage.base import Ack, NodeRecord
 
-__all__ = ["ack_records", "claim_order", "job_from_row", "job_params", "mapped_errors", "node_from_row",
-           "node_params", "stored_job"]
+__all__ = ["ack_records", "claim_order", "encode_jobs", "job_from_row", "mapped_errors", "node_from_row",
+           "node_params"]
 
 
-def stored_job(job: Job) -> Job:
-    """The job exactly as the database will hold it: JSON copies, and the times a hand-built job lacks."""
-    inserted_at = job.inserted_at or utcnow()
-    return job.with_changes(
-        state=JobState(job.state), args=_json_copy(job.args), meta=_json_copy(job.meta), tags=_json_copy(job.tags),
-        errors=_json_copy(job.errors), inserted_at=inserted_at,
+def encode_jobs(jobs: Sequence[Job]) -> tuple[list[Job], list[tuple[Any, ...]]]:
+    """The jobs exactly as the database will hold them, and their rows for ``copy_jobs`` (column order).
+
+    Each JSON field is serialized once: the text goes to the database and is parsed back for the returned job,
+    so the caller sees what a later fetch returns (tuples become lists, and so on).
+    """
+    stored, rows = [], []
+    for job in jobs:
+        args, meta, tags, errors = (json.dumps(value) for value in (job.args, job.meta, job.tags, job.errors))
+        inserted_at = job.inserted_at or utcnow()
         # A job built by hand without available_at is due from its insertion on.
-        available_at=job.available_at or inserted_at,
-    )
-
-
-def job_params(job: Job) -> tuple[Any, ...]:
-    """The parameters of the ``insert_job`` statement, in its column order."""
-    return (job.id, job.queue, job.worker, Jsonb(job.args), Jsonb(job.meta), Jsonb(job.tags), job.state.value,
-            job.priority, job.max_attempts, job.attempts, Jsonb(job.errors), job.scheduled_at, job.available_at,
-            job.inserted_at, job.started_at, job.completed_at, job.cancelled_at, job.attempted_by)
+        available_at = job.available_at or inserted_at
+        state = JobState(job.state)
+        stored.append(job.with_changes(state=state, args=json.loads(args), meta=json.loads(meta),
+                                       tags=json.loads(tags), errors=json.loads(errors), inserted_at=inserted_at,
+                                       available_at=available_at))
+        rows.append((job.id, job.queue, job.worker, args, meta, tags, state.value, job.priority, job.max_attempts,
+                     job.attempts, errors, job.scheduled_at, available_at, inserted_at, job.started_at,
+                     job.completed_at, job.cancelled_at, job.attempted_by))
+    return stored, rows
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:
@@ -102,7 +106,7 @@ def mapped_errors(action: str) -> Iterator[None]:
 
 
 def _json_copy(value: Any) -> Any:
-    return json.loads(json.dumps(value, allow_nan=False))
+    return json.loads(json.dumps(value))
 
 
 def _utc(value: datetime | None) -> datetime | None:
