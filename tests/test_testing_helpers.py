@@ -15,12 +15,14 @@ import pytest
 import kathikon
 import kathikon.testing
 from kathikon import Error, Job, JobState, Kathikon, Sleep, Worker, telemetry
+from kathikon.storage import Storage
 from kathikon.testing import (
     DrainResult,
     assert_enqueued,
     clear_jobs,
     drain_queue,
     isolated,
+    make_instance,
     perform_job,
     refute_enqueued,
     reset,
@@ -506,6 +508,22 @@ def test_drain_queue_acts_on_the_instance_given_as_k(kathikon_memory: Kathikon) 
         assert drain_queue("default", k=other) == DrainResult(completed=1)
     kathikon.insert(Echo, {})
     assert drain_queue("default") == DrainResult(completed=1)
+
+
+def test_drain_queue_works_on_every_backend(storage: Storage) -> None:
+    Echo.seen.clear()
+    k = make_instance(storage=storage)
+    low, high = k.insert(Echo, {}, queue="q"), k.insert(Echo, {}, queue="q", priority=1)
+    k.insert(Flaky, {"succeed_on": 2})
+    k.insert(Nap, {})
+    assert drain_queue("q", k=k) == DrainResult(completed=2)
+    assert [job_id for job_id, _, _ in Echo.seen] == [high.id, low.id]
+    assert drain_queue("flaky", k=k) == DrainResult(retried=1)
+    assert drain_queue("flaky", k=k, with_scheduled=True) == DrainResult(completed=1)
+    assert drain_queue("naps", k=k, with_scheduled=True) == DrainResult(slept=1)
+    assert_enqueued(worker=Flaky, state="completed", k=k)
+    [napped] = assert_enqueued(worker=Nap, state="scheduled", k=k)
+    assert napped.attempts == 0
 
 
 @pytest.mark.parametrize(
