@@ -148,7 +148,8 @@ def test_a_bad_url_parameter_is_refused_naming_it(db_path: Path, query: str, nam
 
 
 @pytest.mark.parametrize(("option", "value"), [("synchronous", "sometimes"), ("busy_timeout", "5"),
-                                               ("busy_timeout", float("inf")), ("change_poll_interval", -0.1)])
+                                               ("busy_timeout", float("inf")), ("change_poll_interval", -0.1),
+                                               ("change_poll_interval", 0)])
 def test_a_bad_constructor_option_is_refused_naming_it(db_path: Path, option: str, value: object) -> None:
     with pytest.raises(ConfigError, match=option):
         SQLiteStorage(db_path, **{option: value})  # type: ignore[arg-type]

@@ -147,9 +147,10 @@ def _parse_seconds(text: str, field: str) -> float:
     return check_seconds(value, field)
 
 
-def check_seconds(value: object, field: str) -> float:
+def check_seconds(value: object, field: str, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{field} must be a number of seconds, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{field} must be a finite number of seconds >= 0, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(f"{field} must be a finite number of seconds {bound}, got {value!r}")
     return float(value)

@@ -65,7 +65,7 @@ class SQLiteStorage(Storage):
         self._path = path if self._memory else os.path.abspath(path)
         self._synchronous = check_synchronous(synchronous)
         self._busy_ms = int(check_seconds(busy_timeout, "busy_timeout") * 1000)
-        self._poll_interval = check_seconds(change_poll_interval, "change_poll_interval")
+        self._poll_interval = check_seconds(change_poll_interval, "change_poll_interval", positive=True)
         self.url = "sqlite:///" + self._path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
