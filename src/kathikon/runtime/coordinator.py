@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from kathikon import telemetry
 from kathikon.config import Config
@@ -26,11 +27,12 @@ from kathikon.runtime.lifeline import Lifeline
 from kathikon.runtime.node import Node
 from kathikon.storage.base import Storage
 
-__all__ = ["LEASE_HEARTBEATS", "Coordinator"]
+if TYPE_CHECKING:
+    from kathikon.runtime.loops import LoopContext
+
+__all__ = ["Coordinator"]
 
 STORAGE_ERROR = ("kathikon", "storage", "error")
-#: The leader lease lasts this many heartbeat intervals; it is renewed every heartbeat (half the lease).
-LEASE_HEARTBEATS = 2
 
 
 class Coordinator:
@@ -46,12 +48,19 @@ class Coordinator:
         self._failures = 0
 
     @classmethod
-    def build(cls, storage: Storage, config: Config, node: Node) -> Coordinator:
+    def build(cls, storage: Storage, config: Config, node: Node, leader: Leader | None = None) -> Coordinator:
         """The coordinator for ``node`` with the intervals of ``config``."""
-        interval = config.heartbeat_interval
-        leader = Leader(storage, node.name, ttl=interval * LEASE_HEARTBEATS)
-        lifeline = Lifeline(storage, config.rescue_after, interval, leader.leads)
-        return cls(node, leader, lifeline, interval)
+        leader = leader or Leader.for_config(storage, node.name, config)
+        lifeline = Lifeline(storage, config.rescue_after, config.heartbeat_interval, leader.leads)
+        return cls(node, leader, lifeline, config.heartbeat_interval)
+
+    @classmethod
+    def from_context(cls, context: LoopContext) -> Coordinator:
+        """The runtime's coordinator: its node runs the configured queues and stops remotely cancelled jobs."""
+        queues = {name: q.concurrency for name, q in context.config.queues.items()}
+        node = Node(context.storage, context.node, queues, executing=context.executing,
+                    on_cancelled=context.cancel)
+        return cls.build(context.storage, context.config, node, context.leader)
 
     def start(self, now: datetime) -> None:
         """Register the node (errors propagate: an unregistered node must not claim), then lead if free."""

@@ -13,15 +13,23 @@ would expire, never longer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from kathikon import telemetry
 from kathikon._clock import utcnow
+from kathikon.config import Config
 from kathikon.storage.base import Storage
 
-__all__ = ["LEADER_LEASE", "Leader"]
+if TYPE_CHECKING:
+    from kathikon.runtime.loops import Loop, LoopContext
+
+__all__ = ["LEADER_LEASE", "LEASE_HEARTBEATS", "Leader", "LeaderOnly", "leader_only"]
 
 LEADER_LEASE = "leader"
+#: The lease lasts this many heartbeat intervals and is renewed every heartbeat (at half the lease).
+LEASE_HEARTBEATS = 2
 ELECTED = ("kathikon", "leader", "elected")
 RESIGNED = ("kathikon", "leader", "resigned")
 
@@ -36,6 +44,11 @@ class Leader:
         self.holder = holder
         self.ttl = ttl
         self._valid_until: datetime | None = None
+
+    @classmethod
+    def for_config(cls, storage: Storage, holder: str, config: Config) -> Leader:
+        """A lease of ``LEASE_HEARTBEATS`` heartbeat intervals, so it is renewed at half of it."""
+        return cls(storage, holder, ttl=config.heartbeat_interval * LEASE_HEARTBEATS)
 
     @property
     def interval(self) -> float:
@@ -87,3 +100,33 @@ class Leader:
         if self._valid_until is not None:
             self._valid_until = None
             telemetry.emit(RESIGNED, {}, {"node": self.holder, "reason": reason})
+
+
+class LeaderOnly:
+    """A runtime loop whose ``tick`` runs only while this node leads (scheduler, pruner); on followers a
+    tick does nothing and returns None."""
+
+    def __init__(self, loop: Loop, leads: Callable[[datetime], bool]) -> None:
+        self.loop = loop
+        self.leads = leads
+        self.name = loop.name
+        self.interval = loop.interval
+
+    def start(self, now: datetime) -> None:
+        self.loop.start(now)
+
+    def tick(self, now: datetime) -> object:
+        return self.loop.tick(now) if self.leads(now) else None
+
+    def stop(self, now: datetime) -> None:
+        self.loop.stop(now)
+
+
+def leader_only(factory: Callable[[LoopContext], Loop]) -> Callable[[LoopContext], LeaderOnly]:
+    """Wrap a loop factory so its loop does its global work on the leader only."""
+
+    def build(context: LoopContext) -> LeaderOnly:
+        return LeaderOnly(factory(context), context.leader.leads)
+
+    build.__qualname__ = f"leader_only({getattr(factory, '__qualname__', factory)})"
+    return build

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from kathikon._clock import utcnow
 from kathikon.config import Config
 from kathikon.exceptions import DatabaseUnavailableError
+from kathikon.runtime.coordinator import Coordinator
+from kathikon.runtime.leader import Leader, leader_only
 from kathikon.runtime.pruner import Pruner
 from kathikon.runtime.scheduler import Scheduler
 from kathikon.runtime.storage_calls import StorageCalls
@@ -45,17 +47,28 @@ class Loop(Protocol):
 @dataclass(frozen=True, slots=True)
 class LoopContext:
     """What a loop may use. ``wake(queues)`` is thread-safe: it wakes this node's dispatchers of ``queues``;
-    ``queues()`` gives the queues this node runs and their concurrency."""
+    ``queues()`` gives the queues this node runs and their concurrency; ``executing()`` the ids of the jobs
+    running here and ``cancel(job_id)`` (thread-safe) stops one of them. ``leader`` is this node's side of
+    the leader election (ticked by the coordinator loop, read by the leader-only loops)."""
 
     config: Config
     storage: Storage
     node: str
     wake: Callable[[Iterable[str]], None]
     queues: Callable[[], dict[str, int]]
+    executing: Callable[[], Collection[str]] = frozenset
+    cancel: Callable[[str], None] = lambda job_id: None
+    leader: Leader = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "leader", Leader.for_config(self.storage, self.node, self.config))
 
 
-#: Builders of the loops every runtime runs, in start order (stopped in reverse order).
-LOOP_FACTORIES: list[Callable[[LoopContext], Loop]] = [Scheduler.from_context, Pruner.from_context]
+#: Builders of the loops every runtime runs, in start order (stopped in reverse order). The coordinator
+#: (heartbeat, leader election, lifeline) starts first and stops last: the node is registered before any
+#: claim and removed after the last outcome. The scheduler and the pruner do their work on the leader only.
+LOOP_FACTORIES: list[Callable[[LoopContext], Loop]] = [
+    Coordinator.from_context, leader_only(Scheduler.from_context), leader_only(Pruner.from_context)]
 
 
 class LoopRunner:

@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +23,7 @@ from kathikon.job import check_queue_name
 from kathikon.runtime.acker import Acker
 from kathikon.runtime.dispatcher import Dispatcher
 from kathikon.runtime.loops import LOOP_FACTORIES, LoopContext, LoopRunner
+from kathikon.runtime.node import node_name
 from kathikon.runtime.storage_calls import StorageCalls
 from kathikon.storage.base import Storage, Subscription
 
@@ -38,9 +36,9 @@ IO_THREADS = 4
 MIN_FLUSH_SECONDS = 10.0
 
 
-def default_node_name() -> str:
-    """host-pid-random: unique per process, and readable in ``attempted_by``."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+def default_node_name(prefix: str | None = None) -> str:
+    """host-pid-random (or prefix-pid-random): unique per process, and readable in ``attempted_by``."""
+    return node_name(prefix)
 
 
 class Runtime:
@@ -49,7 +47,7 @@ class Runtime:
     def __init__(self, config: Config, storage: Storage) -> None:
         self.config = config
         self.storage = storage
-        self.node = config.node or default_node_name()
+        self.node = default_node_name(config.node)
         self._state = "new"  # new → starting → running → stopping → stopped
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
@@ -179,7 +177,8 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()
         self._acker.start()
-        context = LoopContext(self.config, self.storage, self.node, self.wake, self.queues)
+        context = LoopContext(self.config, self.storage, self.node, self.wake, self.queues,
+                              executing=self._executing_ids, cancel=self.job_cancelled)
         for factory in LOOP_FACTORIES:
             runner = LoopRunner(factory(context), self._calls)
             await runner.start()
@@ -253,6 +252,10 @@ class Runtime:
                 dispatcher = self._ensure_dispatcher(queue, None)
             if dispatcher is not None:
                 dispatcher.wake()
+
+    def _executing_ids(self) -> list[str]:
+        """The ids of the jobs running here (read from the coordinator's I/O thread: copies, no await)."""
+        return [job_id for d in list(self._dispatchers.values()) for job_id in list(d.running)]
 
     def _cancel_local(self, job_id: str) -> None:
         for dispatcher in self._dispatchers.values():
