@@ -597,3 +597,9 @@ def test_the_round_trip_check_names_the_value_json_would_change(args: dict[str, 
 
 def test_the_round_trip_check_accepts_plain_json() -> None:
     check_round_trip({"a": [1, 2.5, None, True, {"b": "c"}], "d": {}})
+
+
+def test_drain_queue_times_out_each_slow_job_on_its_own(kathikon_memory: Kathikon) -> None:
+    kathikon.insert_all([Slow.new({}), Slow.new({})])
+    assert drain_queue("default") == DrainResult(retried=2)
+    assert [job.errors[0]["kind"] for job in kathikon_memory.all()] == ["timeout", "timeout"]

@@ -30,6 +30,7 @@ from kathikon.testing._instances import resolve
 __all__ = ["DrainResult", "drain_queue"]
 
 WAITING = (JobState.SCHEDULED, JobState.RETRYABLE)
+TIMEOUT_THREADS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,9 @@ class _Drain:
         return now if self.horizon is None else max(now, self.horizon)
 
     async def run(self, budget: int) -> DrainResult:
-        with ThreadPoolExecutor(1, thread_name_prefix="kathikon-drain") as threads:
+        # Threads for workers with a timeout; a timed-out perform keeps its thread, so the next one gets a
+        # new thread rather than waiting (and timing out) behind it.
+        with ThreadPoolExecutor(TIMEOUT_THREADS, thread_name_prefix="kathikon-drain") as threads:
             while budget > 0 and (job := self._claim_next()) is not None:
                 decision = await execute(job, owner=self.owner, pool=pool_for(job.worker, threads), clock=self.now)
                 [applied] = record(self.k.storage, [decision])
