@@ -82,6 +82,7 @@ def test_insert_all_stores_nothing_when_one_job_is_bad(k: Kathikon) -> None:
     ],
 )
 def test_bad_input_raises_and_stores_nothing(k: Kathikon, options: dict[str, object], error: type[Exception]) -> None:
+    options = dict(options)  # the parameters are shared by every backend's run
     args = options.pop("args", {})
     with pytest.raises(error):
         k.insert(NoopWorker, args, **options)  # type: ignore[arg-type]

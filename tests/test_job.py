@@ -87,6 +87,7 @@ def test_a_schedule_in_the_past_or_zero_makes_the_job_available_now() -> None:
 def test_bad_options_raise_errors_naming_the_field_and_value(
     options: dict[str, object], error: type[Exception], words: str
 ) -> None:
+    options = dict(options)
     args = options.pop("args", {})
     with pytest.raises(error, match=re.escape(words)):
         Job.build(NoopWorker, args, **options)  # type: ignore[arg-type]
