@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +25,7 @@ from kathikon.runtime.outcome import release
 from kathikon.runtime.storage_calls import StorageCalls
 from kathikon.storage.base import Storage
 
-__all__ = ["Dispatcher", "RunningJob"]
+__all__ = ["Dispatcher", "RecentCancels", "RunningJob"]
 
 DISPATCHER_POLL = ("kathikon", "dispatcher", "poll")
 logger = logging.getLogger("kathikon.runtime")
@@ -42,11 +43,29 @@ class RunningJob:
     released: bool = False
 
 
+class RecentCancels:
+    """Ids of jobs cancelled lately that were not running here (bounded). A claim in flight when its job
+    is cancelled returns the job anyway; the dispatcher then skips it instead of running it."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, job_id: str) -> None:
+        self._ids[job_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._ids
+
+
 class Dispatcher:
     """Claims and runs the jobs of one queue, at most ``concurrency`` at a time."""
 
     def __init__(self, queue: str, concurrency: int, *, storage: Storage, calls: StorageCalls, acker: Acker,
-                 node: str, pool: Executor | None = None, poll_interval: float = 0.2) -> None:
+                 node: str, pool: Executor | None = None, poll_interval: float = 0.2,
+                 recent_cancels: RecentCancels | None = None) -> None:
         self.queue = queue
         self.concurrency = concurrency
         self.storage = storage
@@ -56,6 +75,7 @@ class Dispatcher:
         self.pool = pool
         self.poll_interval = poll_interval
         self.running: dict[str, RunningJob] = {}
+        self.recent_cancels = recent_cancels if recent_cancels is not None else RecentCancels()
         self._wake = asyncio.Event()
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
@@ -131,6 +151,8 @@ class Dispatcher:
         return sum(1 for control in self._abandoned if control.thread_running)
 
     def _launch(self, job: Job) -> None:
+        if job.id in self.recent_cancels:
+            return  # cancelled while the claim was in flight: nothing to run or record
         running = RunningJob(job)
         self.running[job.id] = running
         running.task = asyncio.get_running_loop().create_task(self._run_job(running))

@@ -98,6 +98,8 @@ async def run_perform(worker: Worker, job: Job, *, pool: Executor | None, contro
     pending = _start_perform(worker, job, pool, control)
     control.pending = pending
     pending.add_done_callback(_retrieve)
+    if control.cancel_requested:
+        control.cancel()  # cancelled before its task existed
     try:
         done, _ = await asyncio.wait({pending}, timeout=_timeout_of(worker))
     except asyncio.CancelledError:  # the caller gave up on the job (shutdown): stop it too

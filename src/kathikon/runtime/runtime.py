@@ -21,7 +21,7 @@ from kathikon._clock import utcnow
 from kathikon.config import Config, parse_queues
 from kathikon.job import check_queue_name
 from kathikon.runtime.acker import Acker
-from kathikon.runtime.dispatcher import Dispatcher
+from kathikon.runtime.dispatcher import Dispatcher, RecentCancels
 from kathikon.runtime.loops import LOOP_FACTORIES, LoopContext, LoopRunner
 from kathikon.runtime.node import node_name
 from kathikon.runtime.storage_calls import StorageCalls
@@ -65,6 +65,7 @@ class Runtime:
         self._dispatchers: dict[str, Dispatcher] = {}
         self._runners: list[LoopRunner] = []
         self._subscription: Subscription | None = None
+        self._recent_cancels = RecentCancels()
 
     def __repr__(self) -> str:
         return f"<Runtime {self.node} {self._state} queues={self.queues()}>"
@@ -237,7 +238,7 @@ class Runtime:
             return dispatcher
         dispatcher = Dispatcher(queue, concurrency or self.config.concurrency(queue), storage=self.storage,
                                 calls=self._calls, acker=self._acker, node=self.node, pool=self._job_pool,
-                                poll_interval=self.config.poll_interval)
+                                poll_interval=self.config.poll_interval, recent_cancels=self._recent_cancels)
         self._dispatchers[queue] = dispatcher
         dispatcher.start()
         return dispatcher
@@ -258,9 +259,8 @@ class Runtime:
         return [job_id for d in list(self._dispatchers.values()) for job_id in list(d.running)]
 
     def _cancel_local(self, job_id: str) -> None:
-        for dispatcher in self._dispatchers.values():
-            if dispatcher.cancel_job(job_id):
-                return
+        if not any(d.cancel_job(job_id) for d in self._dispatchers.values()):
+            self._recent_cancels.add(job_id)  # its claim may be in flight
 
     def _on_storage_change(self, queue: str | None) -> None:
         """Called by the storage from its own thread when another process made jobs available."""
