@@ -1,6 +1,7 @@
 """The ``kathikon`` command (also ``python -m kathikon``).
 
     kathikon worker -A myapp.jobs [-A …] [--database URL] [--queues default=10,emails=5] [--log-level INFO]
+                    [--processes N]
     kathikon migrate [--database URL]
     kathikon demo [--small] [--database PATH [--replace]] [--deadline SECONDS]
 
@@ -27,6 +28,7 @@ from kathikon.config import Config
 from kathikon.demo import demo_command
 from kathikon.exceptions import ConfigError, KathikonError
 from kathikon.runtime import Runtime
+from kathikon.runtime.supervisor import Supervisor
 from kathikon.storage import Storage, open_storage
 from kathikon.worker import Worker, registered_workers, validate_worker, worker_path
 
@@ -55,12 +57,17 @@ def main() -> None:
 @click.option("--queues", metavar="NAME=N,…", help="Queues and their concurrency, e.g. default=10,emails=5.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="INFO",
               show_default=True)
-def worker(apps: tuple[str, ...], database: str | None, queues: str | None, log_level: str) -> None:
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run N worker processes under a supervisor that restarts any that crashes (CPU-bound work).")
+def worker(apps: tuple[str, ...], database: str | None, queues: str | None, log_level: str,
+           processes: int) -> None:
     """Run the queues in this process until SIGTERM or SIGINT, then stop gracefully."""
     config = _load_config(database=database, queues=queues)
     _import_apps(apps)
     workers = _check_workers(registered_workers().values())
     _setup_logging(log_level)
+    if processes > 1:
+        _supervise(processes, config, _worker_args(apps, database=database, queues=queues, log_level=log_level))
     storage = _open_storage(config)
     runtime = Runtime(config, storage)
     logger.info("kathikon worker %s: %s, queues %s, %d worker classes", runtime.node, storage.url,
@@ -137,6 +144,21 @@ def _open_storage(config: Config, *, migrate: bool | None = None) -> Storage:
     except KathikonError as exc:
         raise click.ClickException(f"{config.database}: {exc}") from None
     return storage
+
+
+def _supervise(processes: int, config: Config, worker_args: list[str]) -> None:
+    """Migrate once here, then run ``processes`` children ``kathikon worker <worker_args>``; exits."""
+    _open_storage(config).close()
+    logger.info("kathikon worker: supervising %d worker processes", processes)
+    command = [sys.executable, "-m", "kathikon", "worker", *worker_args]
+    sys.exit(Supervisor.for_command(command, processes).run())
+
+
+def _worker_args(apps: Iterable[str], *, database: str | None, queues: str | None, log_level: str) -> list[str]:
+    """The command-line options of this worker, for its supervised children (other options: environment)."""
+    args = ["--log-level", log_level, *(arg for app in apps for arg in ("-A", app))]
+    args += ["--database", database] if database else []
+    return args + (["--queues", queues] if queues else [])
 
 
 async def _serve(runtime: Runtime) -> None:

@@ -164,3 +164,13 @@ def test_a_real_supervisor_restarts_a_killed_child_and_forwards_sigterm(tmp_path
     assert sup.returncode == 0
     assert pids(tmp_path, "stopped") == pids(tmp_path, "started") - {victim}
     assert "restarting in" in log
+
+
+def test_the_worker_command_refuses_zero_processes() -> None:
+    from click.testing import CliRunner
+
+    from kathikon.cli import main
+
+    result = CliRunner().invoke(main, ["worker", "--processes", "0"])
+    assert result.exit_code == 2
+    assert "--processes" in result.output
