@@ -95,7 +95,7 @@ def test_a_worker_without_perform_or_not_a_worker_is_refused(k: Kathikon) -> Non
 
     with pytest.raises(TypeError, match="does not implement perform"):
         k.insert(Abstract, {})
-    with pytest.raises(TypeError, match="kathikon.Worker subclass"):
+    with pytest.raises(TypeError, match=r"kathikon\.Worker subclass"):
         k.insert(object, {})  # type: ignore[arg-type]
     assert k.all() == []
 

@@ -24,7 +24,9 @@ def test_a_built_job_is_available_now_with_the_defaults() -> None:
     assert job.available_at == job.inserted_at == NOW
     assert job.scheduled_at is None
     assert job.worker == "tests.workers:NoopWorker"
-    assert job.errors == [] and job.meta == {} and job.tags == []
+    assert job.errors == []
+    assert job.meta == {}
+    assert job.tags == []
 
 
 def test_job_ids_are_32_hex_digits_and_sort_by_creation_time() -> None:
@@ -54,7 +56,8 @@ def test_schedule_in_makes_the_job_scheduled_until_then() -> None:
 def test_schedule_at_is_converted_to_utc() -> None:
     at = datetime(2026, 12, 25, 9, 0, tzinfo=timezone(timedelta(hours=2)))
     job = Job.build(NoopWorker, {}, schedule_at=at, now=NOW)
-    assert job.scheduled_at == at and job.scheduled_at is not None
+    assert job.scheduled_at is not None
+    assert job.scheduled_at == at
     assert job.scheduled_at.utcoffset() == timedelta(0)
 
 
@@ -99,9 +102,9 @@ def test_an_unknown_option_is_refused_by_name() -> None:
 
 
 def test_a_worker_that_is_not_a_worker_subclass_is_refused() -> None:
-    with pytest.raises(TypeError, match="kathikon.Worker subclass"):
+    with pytest.raises(TypeError, match=r"kathikon\.Worker subclass"):
         Job.build(dict, {})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="import path like 'package.module:ClassName'"):
+    with pytest.raises(ValueError, match=re.escape("import path like 'package.module:ClassName'")):
         Job.build("not a path", {})
 
 
