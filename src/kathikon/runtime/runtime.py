@@ -267,11 +267,11 @@ class Runtime:
         self._call_soon(self._wake_local, None if queue is None else {queue}, False)
 
     def _call_soon(self, fn: Callable[..., object], *args: object) -> None:
-        """Run ``fn(*args)`` on the runtime's loop, from any thread; dropped when the loop is gone."""
+        """Run ``fn(*args)`` on the runtime's loop, from any thread; dropped once the loop is gone."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is not None and loop.is_closed():
             return
-        if self._on_loop_thread():
+        if loop is None or self._on_loop_thread():  # before the loop runs, nothing else touches the state
             fn(*args)
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the runtime has stopped
