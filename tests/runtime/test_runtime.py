@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -257,3 +259,33 @@ def test_run_serves_on_the_callers_event_loop_until_its_stop_event(tmp_path: Pat
     asyncio.run(main())
     assert not runtime.running
     storage.close()
+
+
+SCRIPT = '''
+import sys, time
+import kathikon
+
+class Slow(kathikon.Worker):
+    def perform(self, job):
+        time.sleep(0.3)
+
+k = kathikon.Kathikon(database=sys.argv[1])
+job = k.insert(Slow)
+k.start()
+while k.fetch(job.id).state != "executing":
+    time.sleep(0.01)
+print(job.id)
+# the script ends here without k.stop()
+'''
+
+
+@pytest.mark.slow
+def test_a_script_that_ends_without_stop_still_finishes_its_running_jobs(tmp_path: Path, url: str) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), url], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    with Kathikon(database=url) as k:
+        assert k.fetch(done.stdout.strip()).state == JobState.COMPLETED

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +35,29 @@ logger = logging.getLogger("kathikon.runtime")
 MAX_JOB_THREADS = 100_000
 IO_THREADS = 4
 MIN_FLUSH_SECONDS = 10.0
+
+
+# Runtimes started in the background and not stopped yet, stopped gracefully when the program exits.
+_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+_exit_hook = threading.Lock()
+_exit_hook_registered = False
+
+
+def _stop_at_exit() -> None:
+    for runtime in list(_live):
+        runtime.stop()
+
+
+def _stop_live_runtimes_at_exit(runtime: Runtime) -> None:
+    """A script that ends without ``k.stop()`` still finishes or releases its jobs. The hook runs before
+    Python shuts the thread pools down (``concurrent.futures`` uses the same private hook list)."""
+    global _exit_hook_registered
+    register = getattr(threading, "_register_atexit", None)
+    with _exit_hook:
+        _live.add(runtime)
+        if register is not None and not _exit_hook_registered:
+            register(_stop_at_exit)
+            _exit_hook_registered = True
 
 
 def default_node_name(prefix: str | None = None) -> str:
@@ -81,6 +105,7 @@ class Runtime:
         self._claim_start()
         self._thread = threading.Thread(target=self._thread_main, name="kathikon-runtime", daemon=True)
         self._thread.start()
+        _stop_live_runtimes_at_exit(self)
         self._started.wait()
         if self._start_error is not None:
             self._thread.join()
@@ -125,6 +150,7 @@ class Runtime:
         self._stopped.wait()
         if self._thread is not None:
             self._thread.join()
+        _live.discard(self)
 
     def abandoned_threads(self) -> int:
         """Sync performs still running in threads this runtime stopped waiting for (after ``stop``)."""
