@@ -22,11 +22,13 @@ from urllib.parse import urlencode
 
 import pytest
 
+from kathikon import Kathikon
 from kathikon.exceptions import ConfigError, DatabaseUnavailableError, SchemaVersionError, StorageError
 from kathikon.job import Job, JobState
 from kathikon.storage import open_storage
 from kathikon.transfer import move_jobs
 from tests.conftest import RUN_ID, postgres_url
+from tests.workers import NoopWorker
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -126,6 +128,24 @@ def test_an_async_insert_commits_and_rolls_back_with_the_callers_transaction(pg:
     kept, dropped = asyncio.run(scenario())
     assert pg.fetch(kept.id) == kept
     assert pg.fetch(dropped.id) is None
+
+
+def test_the_facade_joins_the_callers_sync_and_async_transactions() -> None:
+    with Kathikon(database=pg_url("_pg")) as k:
+        k.storage.clear_jobs()
+        with psycopg.connect(admin_url()) as conn:
+            kept = k.insert(NoopWorker, {"n": 1}, conn=conn)
+        with psycopg.connect(admin_url()) as conn:
+            dropped = k.insert_all([NoopWorker.new({"n": 2})], conn=conn)[0]
+            conn.rollback()
+
+        async def scenario() -> Job:
+            async with await psycopg.AsyncConnection.connect(admin_url()) as conn, conn.transaction():
+                return await k.ainsert(NoopWorker, {"n": 3}, conn=conn)
+
+        async_kept = asyncio.run(scenario())
+        assert {job.id for job in k.all()} == {kept.id, async_kept.id}
+        assert dropped.id not in {job.id for job in k.all()}
 
 
 def test_a_connection_of_the_wrong_kind_is_refused_with_a_type_error(pg: PostgresStorage) -> None:

@@ -2,10 +2,10 @@
 
     postgresql://user:secret@host:5432/app?schema=jobs&pool_max=20
 
-psycopg 3 with a ``psycopg_pool.ConnectionPool`` (each borrowed connection is checked, so one lost in a
-database restart is replaced instead of failing the next call). Every Kathikon table lives in the URL's
-``schema``; SQL lives in ``sql/postgres/`` (``queries.sql`` and versioned ``migrations/``), applied by ``setup``
-in one transaction under an advisory lock, so nodes starting together never race.
+psycopg 3 with a ``psycopg_pool.ConnectionPool`` that lives through database restarts (``postgres_pool``).
+Every Kathikon table lives in the URL's ``schema``; SQL lives in ``sql/postgres/`` (``queries.sql`` and
+versioned ``migrations/``), applied by ``setup`` in one transaction under an advisory lock, so nodes starting
+together never race.
 
 - ``claim`` is one statement: a CTE picks jobs in claim order ``FOR UPDATE SKIP LOCKED`` and an UPDATE takes
   them, so concurrent claimers on any number of machines never get the same job and never wait for each other.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 try:
     import psycopg
-    import psycopg_pool
+    import psycopg_pool  # noqa: F401  (checked here so a missing extra gets one clear message)
 except ImportError as exc:  # the optional extra is not installed
     raise ImportError("PostgreSQL support needs the postgres extra: pip install 'kathikon[postgres]'") from exc
 
@@ -39,6 +39,7 @@ from kathikon.job import Job, JobState
 from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage, Subscription
 from kathikon.storage.postgres_config import PostgresSettings, parse_postgres_url
 from kathikon.storage.postgres_notifier import Listener, channel_name
+from kathikon.storage.postgres_pool import Connections
 from kathikon.storage.postgres_rows import (
     ack_records,
     claim_order,
@@ -53,8 +54,6 @@ from kathikon.storage.postgres_schema import SchemaSql
 __all__ = ["PostgresStorage"]
 
 Cursor: TypeAlias = "psycopg.Cursor[DictRow]"
-Pool: TypeAlias = "psycopg_pool.ConnectionPool[psycopg.Connection[Any]]"
-_BORROW_TRIES = 3
 
 
 class PostgresStorage(Storage):
@@ -67,13 +66,9 @@ class PostgresStorage(Storage):
         self.channel = channel_name(settings.schema)
         self._schema = SchemaSql(settings.schema)
         self._q = self._schema.queries
-        self._pool: Pool = psycopg_pool.ConnectionPool(
-            settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max, timeout=settings.pool_timeout,
-            kwargs=settings.connect_kwargs, open=False,
-            name=f"kathikon-{settings.schema}",
-        )
+        self._connections = Connections(settings)
         self._lock = threading.Lock()
-        self._opened = self._closed = False
+        self._closed = False
         self._listeners: list[Listener] = []
 
     @classmethod
@@ -88,7 +83,7 @@ class PostgresStorage(Storage):
 
     def setup(self) -> None:
         # A direct connection (not the pool) so an unreachable server fails at once with libpq's reason.
-        with (mapped_errors("setup"), psycopg.connect(self.settings.conninfo, **self.settings.connect_kwargs) as conn,
+        with (mapped_errors("setup"), self._connections.direct() as conn,
               conn.cursor(row_factory=dict_row) as cur):
             self._schema.migrate(cur)
 
@@ -101,7 +96,7 @@ class PostgresStorage(Storage):
         for listener in listeners:
             listener.close()
         with mapped_errors("close"):
-            self._pool.close()
+            self._connections.close()
 
     def reset(self) -> None:
         with self._cursor("reset") as cur:
@@ -294,36 +289,8 @@ class PostgresStorage(Storage):
     @contextmanager
     def _cursor(self, action: str) -> Iterator[Cursor]:
         """A cursor in one transaction on a pooled connection: committed on success, rolled back on error."""
-        with mapped_errors(action), self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with mapped_errors(action), self._connections.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        pool = self._open_pool()
-        conn = self._borrow(pool)
-        try:
-            with conn:  # a pooled connection: commits or rolls back on exit, stays open
-                yield conn
-        finally:
-            pool.putconn(conn)
-
-    def _borrow(self, pool: Pool) -> psycopg.Connection[Any]:
-        """A live pooled connection. One found dead means the server dropped its connections (a restart):
-        every idle one is checked at once, so the next calls do not each discover a dead one."""
-        for _ in range(_BORROW_TRIES):
-            conn = pool.getconn()
-            if _alive(conn):
-                return conn
-            pool.putconn(conn)  # broken: the pool discards and replaces it
-            pool.check()
-        return pool.getconn()
-
-    def _open_pool(self) -> Pool:
-        with self._lock:
-            if not self._opened and not self._closed:
-                self._pool.open(wait=False)
-                self._opened = True
-        return self._pool
 
 
 def _check_limit(limit: object) -> int:
@@ -332,14 +299,6 @@ def _check_limit(limit: object) -> int:
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit!r}")
     return limit
-
-
-def _alive(conn: psycopg.Connection[Any]) -> bool:
-    try:
-        psycopg_pool.ConnectionPool.check_connection(conn)
-    except psycopg.Error:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
