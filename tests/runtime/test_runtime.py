@@ -212,6 +212,20 @@ def test_released_jobs_run_again_on_the_next_start(k: Kathikon) -> None:
     assert k.fetch(job.id).attempts == 1
 
 
+def test_a_second_stop_request_releases_running_jobs_without_waiting_for_the_grace(k: Kathikon) -> None:
+    k.start()
+    job = k.insert(Blocks)
+    wait_for(lambda: k.fetch(job.id).state == JobState.EXECUTING, what="the job to run")
+    runtime = k._runtime
+    assert runtime is not None
+    started = time.monotonic()
+    runtime.request_stop(grace=60)
+    runtime.request_stop()  # a second SIGTERM/SIGINT
+    runtime.stop()
+    assert time.monotonic() - started < 10
+    assert k.fetch(job.id).state == JobState.AVAILABLE
+
+
 def test_stop_is_idempotent_and_a_runtime_runs_once(url: str) -> None:
     storage = sqlite_storage(Path(url.removeprefix("sqlite:///")).parent, "other.db")
     runtime = Runtime(Config(database=url), storage)

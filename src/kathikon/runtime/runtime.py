@@ -82,6 +82,8 @@ class Runtime:
         self._grace = config.shutdown_grace
         self._stop_requested = asyncio.Event()
         self._hurry = asyncio.Event()
+        self._stop_lock = threading.Lock()
+        self._stop_requests = 0
         self._job_pool = ThreadPoolExecutor(MAX_JOB_THREADS, thread_name_prefix="kathikon-job")
         self._io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="kathikon-io")
         self._calls = StorageCalls(self._io_pool)
@@ -131,7 +133,10 @@ class Runtime:
 
     def request_stop(self, grace: float | None = None) -> None:
         """Begin a graceful stop without waiting (thread-safe). A second request cuts the grace short."""
-        if self._stop_requested.is_set() or grace == 0:
+        with self._stop_lock:
+            self._stop_requests += 1
+            hurry = self._stop_requests > 1 or grace == 0
+        if hurry:
             self._call_soon(self._hurry.set)
         if grace is not None:
             self._grace = grace
