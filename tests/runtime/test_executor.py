@@ -199,3 +199,14 @@ def test_cancelling_a_running_sync_job_sets_the_flag_it_can_check(storage: Memor
 
     result = asyncio.run(scenario())
     assert result.value == "stopped"  # type: ignore[attr-defined]
+
+
+class ReturnsCoroutine(Worker):
+    def perform(self, job: Job) -> object:
+        return asyncio.sleep(0)
+
+
+def test_a_sync_perform_returning_a_coroutine_fails_instead_of_silently_completing(storage: MemoryStorage) -> None:
+    decision = run(claimed(storage, f"{PATH}:ReturnsCoroutine"))
+    assert decision.ack.state == JobState.RETRYABLE  # type: ignore[attr-defined]
+    assert "async def perform" in decision.ack.error["error"]  # type: ignore[attr-defined]

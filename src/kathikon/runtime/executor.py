@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import math
 import threading
 import time
@@ -135,7 +136,12 @@ def _result_of(pending: asyncio.Future[Any], duration: float) -> Result:
     exc = pending.exception()
     if exc is not None:
         return Failure.from_exception(exc, duration)
-    return Returned(pending.result(), duration)
+    value = pending.result()
+    if inspect.iscoroutine(value):  # a plain ``def perform`` returned a coroutine: it would never run
+        value.close()
+        return Failure("exception", "perform returned a coroutine without awaiting it; declare it "
+                       "`async def perform`", duration=duration)
+    return Returned(value, duration)
 
 
 def _timeout_of(worker: Worker) -> float | None:
