@@ -400,11 +400,17 @@ def _claim_until_empty(url: str, owner: str, barrier: Any, results: Any) -> None
     results.put(claimed)
 
 
-@pytest.mark.slow
-def test_four_processes_claiming_at_once_never_claim_the_same_job_twice() -> None:
-    url = pg_url("_race")
-    store = _open(url)
+@pytest.fixture
+def race() -> Iterator[PostgresStorage]:
+    store = _open(pg_url("_race"))
     store.clear_jobs()
+    yield store
+    store.close()
+
+
+@pytest.mark.slow
+def test_four_processes_claiming_at_once_never_claim_the_same_job_twice(race: PostgresStorage) -> None:
+    url, store = pg_url("_race"), race
     inserted = store.insert([build(n, queue="race") for n in range(2000)])
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
@@ -419,7 +425,6 @@ def test_four_processes_claiming_at_once_never_claim_the_same_job_twice() -> Non
     assert len(claimed) == len(set(claimed)) == 2000
     assert set(claimed) == {job.id for job in inserted}
     assert store.counts() == {("race", JobState.EXECUTING): 2000}
-    store.close()
 
 
 # -- moving jobs across
@@ -435,7 +440,9 @@ def test_jobs_move_from_sqlite_to_postgresql_unchanged(tmp_path: Path) -> None:
     sqlite.setup()
     sqlite.insert(jobs)
     sqlite.close()
-    _open(target).clear_jobs()
+    emptied = _open(target)
+    emptied.clear_jobs()
+    emptied.close()
 
     assert move_jobs(source, target, batch=8, delete_source=True) == 30
 

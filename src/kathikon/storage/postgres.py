@@ -34,7 +34,7 @@ from typing import Any, TypeAlias
 
 from psycopg.rows import DictRow, dict_row
 
-from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError
+from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError, StorageError
 from kathikon.job import Job, JobState
 from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage, Subscription
 from kathikon.storage.postgres_config import PostgresSettings, parse_postgres_url
@@ -273,7 +273,12 @@ class PostgresStorage(Storage):
         if not listener.start(self._send_probe):
             return None
         with self._lock:
-            self._listeners.append(listener)
+            closed = self._closed
+            if not closed:
+                self._listeners.append(listener)
+        if closed:  # closed while the listener started: it must not outlive the storage
+            listener.close()
+            raise StorageError("the PostgreSQL storage is closed (during subscribe)")
         return listener
 
     def _send_probe(self, payload: str) -> None:
