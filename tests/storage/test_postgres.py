@@ -34,6 +34,7 @@ psycopg = pytest.importorskip("psycopg")
 
 from kathikon.storage.postgres import PostgresStorage  # noqa: E402
 from kathikon.storage.postgres_config import parse_postgres_url  # noqa: E402
+from kathikon.storage.postgres_notifier import Listener  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -231,6 +232,23 @@ def test_a_listener_reconnects_after_its_connection_is_killed(pg: PostgresStorag
         subscription.close()
 
 
+def test_a_listener_whose_probe_never_arrives_reports_notifications_unavailable(pg: PostgresStorage) -> None:
+    # What a transaction-mode pooler does: LISTEN is accepted, nothing is ever delivered.
+    listener = Listener(pg.settings.conninfo, pg.settings.connect_kwargs, pg.channel, Heard())
+    assert listener.start(lambda payload: None) is False
+    assert not listener.alive
+
+
+def test_statements_still_work_with_prepared_statements_off() -> None:
+    store = _open(pg_url("_pg", prepare="false"))
+    try:
+        assert store.settings.connect_kwargs["prepare_threshold"] is None
+        for _ in range(8):  # past psycopg's default threshold of 5
+            assert store.fetch("missing") is None
+    finally:
+        store.close()
+
+
 def test_close_stops_the_listener_thread() -> None:
     store = _open(pg_url("_pg"))
     subscription = store.subscribe(Heard())
@@ -320,8 +338,8 @@ def test_kathikon_parameters_are_stripped_and_libpq_ones_passed_through() -> Non
 
 @pytest.mark.parametrize(("query", "named"), [
     ("colour=blue", "colour"), ("pool_max=0", "pool_max"), ("pool_min=5&pool_max=2", "pool_min"),
-    ("notify=maybe", "notify"), ("schema=bad-name", "schema"), ("pool_timeout=never", "pool_timeout"),
-    ("schema=a&schema=b", "schema"),
+    ("notify=maybe", "notify"), ("prepare=2", "prepare"), ("schema=bad-name", "schema"),
+    ("pool_timeout=never", "pool_timeout"), ("schema=a&schema=b", "schema"),
 ])
 def test_a_bad_url_parameter_is_a_config_error_naming_it(query: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named):

@@ -9,6 +9,8 @@ Kathikon's parameters (stripped before connecting):
   pool_max      most connections the pool opens (default 10)
   pool_timeout  seconds to wait for a pooled connection before DatabaseUnavailableError (default 10)
   notify        ``true``/``false``: LISTEN/NOTIFY wake-ups (default true; false behind a transaction pooler)
+  prepare       ``true``/``false``: let psycopg prepare frequent statements (default true; false behind a
+                transaction-mode pooler that cannot keep prepared statements)
 
 Any other parameter must be one libpq knows (``sslmode``, ``connect_timeout``, ``application_name`` …);
 anything else is a ConfigError naming it, never silently dropped.
@@ -29,7 +31,7 @@ from kathikon.exceptions import ConfigError
 
 __all__ = ["PostgresSettings", "parse_postgres_url"]
 
-KATHIKON_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout", "notify")
+KATHIKON_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout", "notify", "prepare")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -70,8 +72,8 @@ def parse_postgres_url(url: str) -> PostgresSettings:
         pool_min=_integer(url, ours, "pool_min", 1, minimum=0),
         pool_max=_integer(url, ours, "pool_max", 10, minimum=1),
         pool_timeout=_seconds(url, ours.get("pool_timeout", "10")),
-        notify=_boolean(url, ours.get("notify", "true")),
-        connect_kwargs={k: v for k, v in _CONNECT_DEFAULTS.items() if k not in given},
+        notify=_boolean(url, "notify", ours.get("notify", "true")),
+        connect_kwargs=_connect_kwargs(given, prepare=_boolean(url, "prepare", ours.get("prepare", "true"))),
     )
     if settings.pool_min > settings.pool_max:
         raise ConfigError(f"database URL {settings.masked_url!r}: pool_min ({settings.pool_min}) must not exceed "
@@ -135,12 +137,20 @@ def _seconds(url: str, raw: str) -> float:
     return value
 
 
-def _boolean(url: str, raw: str) -> bool:
+def _boolean(url: str, name: str, raw: str) -> bool:
     if raw.lower() in _TRUE:
         return True
     if raw.lower() in _FALSE:
         return False
-    raise ConfigError(f"database URL {_mask(url)!r}: notify must be true or false, got {raw!r}")
+    raise ConfigError(f"database URL {_mask(url)!r}: {name} must be true or false, got {raw!r}")
+
+
+def _connect_kwargs(given: dict[str, Any], *, prepare: bool) -> dict[str, Any]:
+    """psycopg.connect keyword arguments: our connection defaults the URL leaves open, and prepare_threshold."""
+    kwargs: dict[str, Any] = {k: v for k, v in _CONNECT_DEFAULTS.items() if k not in given}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
+    return kwargs
 
 
 def _mask(url: str) -> str:
