@@ -25,7 +25,7 @@ import pytest
 from kathikon import Kathikon
 from kathikon.exceptions import ConfigError, DatabaseUnavailableError, SchemaVersionError, StorageError
 from kathikon.job import Job, JobState
-from kathikon.storage import open_storage
+from kathikon.storage import Ack, open_storage
 from kathikon.transfer import move_jobs
 from tests.conftest import RUN_ID, postgres_url
 from tests.workers import NoopWorker
@@ -205,6 +205,34 @@ def test_a_scheduled_job_wakes_nobody_until_it_is_staged(pg: PostgresStorage) ->
         assert not heard.has("later")
         assert pg.stage(T0 + timedelta(seconds=61), 10) == {"later": 1}
         wait_for(lambda: heard.has("later"))
+    finally:
+        subscription.close()
+
+
+def test_a_rolled_back_insert_wakes_nobody(pg: PostgresStorage) -> None:
+    heard = Heard()
+    subscription = pg.subscribe(heard)
+    assert subscription is not None
+    try:
+        with psycopg.connect(admin_url()) as conn:
+            pg.insert([build(queue="ghost")], conn=conn)
+            conn.rollback()
+        pg.insert([build(queue="marker")])
+        wait_for(lambda: heard.has("marker"))  # delivered in commit order: a ghost wake-up would come first
+        assert not heard.has("ghost")
+    finally:
+        subscription.close()
+
+
+def test_jobs_released_by_a_stopping_node_wake_the_others(pg: PostgresStorage) -> None:
+    pg.insert([build(queue="handover")])
+    [job] = pg.claim("handover", 1, datetime.now(UTC), "node-a")
+    heard = Heard()
+    subscription = pg.subscribe(heard)
+    assert subscription is not None
+    try:
+        assert pg.ack([Ack(job.id, 1, "node-a", JobState.AVAILABLE, datetime.now(UTC))]) == [True]
+        wait_for(lambda: heard.has("handover"))
     finally:
         subscription.close()
 
