@@ -77,6 +77,9 @@ class Connections:
                 if self._closed:
                     raise
                 continue  # the pool was swapped while we waited: borrow from the new one
+            except psycopg_pool.PoolTimeout:
+                self._check_server()  # every connection busy, or the server gone? (raises when gone)
+                raise
             except psycopg.OperationalError:
                 self._outage = True
                 raise
@@ -91,6 +94,13 @@ class Connections:
             pool.check()  # a restart kills every idle connection: drop them all now
             self.direct().close()  # is it down rather than restarted? then fail now, not after pool_timeout
         return pool.getconn()
+
+    def _check_server(self) -> None:
+        try:
+            self.direct().close()
+        except psycopg.OperationalError:
+            self._outage = True
+            raise
 
     def _healthy_pool(self) -> Pool:
         if self._outage and not self._closed:
