@@ -68,8 +68,8 @@ class Supervisor:
     one that ran longer restarts after ``min_backoff``.
     """
 
-    def __init__(self, spawn: Spawn, processes: int, *, min_backoff: float = 0.5, max_backoff: float = 30.0,
-                 stable_after: float = 30.0) -> None:
+    def __init__(self, spawn: Spawn, processes: int, *, min_backoff: float = 0.5, max_backoff: float = 10.0,
+                 stable_after: float = 5.0) -> None:
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be a positive integer, got {processes!r}")
         self.spawn = spawn
