@@ -19,6 +19,7 @@ from kathikon.storage import Storage, open_storage
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 RUN_ID = uuid.uuid4().hex[:8]
+_SCHEMAS_HANDED_OUT: set[str] = set()
 
 
 def postgres_url(schema_suffix: str = "") -> str:
@@ -29,9 +30,28 @@ def postgres_url(schema_suffix: str = "") -> str:
             pytest.fail("KATHIKON_TEST_DATABASE_URL is not set, and PostgreSQL tests must run in CI")
         pytest.skip("PostgreSQL tests need KATHIKON_TEST_DATABASE_URL (e.g. postgresql://127.0.0.1/test)")
     parts = urlsplit(url)
-    query = parts.query + ("&" if parts.query else "") + urlencode(
-        {"schema": f"kathikon_test_{RUN_ID}{schema_suffix}"})
+    schema = f"kathikon_test_{RUN_ID}{schema_suffix}"
+    _SCHEMAS_HANDED_OUT.add(schema)
+    query = parts.query + ("&" if parts.query else "") + urlencode({"schema": schema})
     return urlunsplit(parts._replace(query=query))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_postgres_test_schemas() -> Iterator[None]:
+    """When the session ends, drop every PostgreSQL schema this run created (``kathikon_test_<RUN_ID>…``)."""
+    yield
+    url = os.environ.get("KATHIKON_TEST_DATABASE_URL")
+    if url and _SCHEMAS_HANDED_OUT:
+        import psycopg
+        from psycopg import sql
+
+        from kathikon.storage.postgres_config import parse_postgres_url
+
+        with psycopg.connect(parse_postgres_url(url).conninfo, autocommit=True) as conn:
+            rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
+                                [f"kathikon_test_{RUN_ID}"]).fetchall()
+            for (name,) in rows:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 def storage_url(backend: str, tmp_path: Path, name: str = "jobs.db") -> str:

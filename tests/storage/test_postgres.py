@@ -1,7 +1,8 @@
 """PostgreSQL-only behaviour: transactional insert, LISTEN/NOTIFY, schemas, migrations, errors, concurrency.
 
 What every backend shares is in test_conformance.py. These tests need a real server
-(``KATHIKON_TEST_DATABASE_URL``); each uses a schema private to this test run, dropped when the session ends.
+(``KATHIKON_TEST_DATABASE_URL``); each uses a schema private to this test run, dropped when the session ends
+(``drop_postgres_test_schemas`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import multiprocessing
-import os
 import sys
 import threading
 import time
@@ -27,7 +27,7 @@ from kathikon.exceptions import ConfigError, DatabaseUnavailableError, SchemaVer
 from kathikon.job import Job, JobState
 from kathikon.storage import Ack, open_storage
 from kathikon.transfer import move_jobs
-from tests.conftest import RUN_ID, postgres_url
+from tests.conftest import postgres_url
 from tests.workers import NoopWorker
 
 psycopg = pytest.importorskip("psycopg")
@@ -63,19 +63,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(0.02)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def drop_test_schemas() -> Iterator[None]:
-    """Drop every schema this test run created (the conformance suite's too) when the session ends."""
-    yield
-    if not os.environ.get("KATHIKON_TEST_DATABASE_URL"):
-        return
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        names = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                             [f"kathikon_test_{RUN_ID}%"]).fetchall()
-        for (name,) in names:
-            conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(name)))
 
 
 def _open(url: str) -> PostgresStorage:
