@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ class Options:
     scale_completed: int
     scale_available: int
     processes: int
+    repeat: int
     pg_url: str
     markdown: Path | None
 
@@ -98,13 +100,28 @@ def run(opts: Options) -> int:
     else:
         for backend in backends:
             results.rows[backend] = measure_backend(backend, opts, results)
-    text = report.render(results.rows, results.extra, results.notes, opts.jobs, opts.probes)
+    text = report.render(results.rows, results.extra, results.notes, workload(opts))
     print(text)
     if opts.markdown is not None:
         opts.markdown.parent.mkdir(parents=True, exist_ok=True)
         opts.markdown.write_text(text)
         print(f"written to {opts.markdown}", file=sys.stderr)
     return 0
+
+
+def workload(opts: Options) -> str:
+    if opts.scale:
+        return (
+            f"{opts.scale_available:,} available no-op jobs (sync), in an otherwise empty table and next to "
+            f"{opts.scale_completed:,} completed ones; one worker process, concurrency 10"
+        )
+    if opts.processes:
+        return f"{opts.jobs:,} CPU-bound jobs (about 1 ms of pure Python each), concurrency 10 per process"
+    return (
+        f"{opts.jobs:,} no-op jobs with a small dict argument, one worker process, concurrency 10 "
+        f"(processing: median of {opts.repeat} run(s)); latency: {opts.probes} probes inserted one at a "
+        "time into an idle worker"
+    )
 
 
 def _backend_ready(backend: str, opts: Options, results: Results) -> bool:
@@ -177,9 +194,16 @@ def _measure_inserts(spec: Spec, backend: str, opts: Options) -> Row:
 
 
 def _measure_process(spec: Spec, backend: str, variant: str, opts: Options) -> Row:
-    with fresh_db(backend, opts.pg_url) as db:
-        measure(spec.module, "seed", db, variant=variant, count=opts.jobs, batch=1000)
-        return measure(spec.module, "process", db, variant=variant, count=opts.jobs)
+    """The median throughput of ``opts.repeat`` runs (each on a fresh database), and the highest peak RSS."""
+    runs = []
+    for _ in range(opts.repeat):
+        with fresh_db(backend, opts.pg_url) as db:
+            measure(spec.module, "seed", db, variant=variant, count=opts.jobs, batch=1000)
+            runs.append(measure(spec.module, "process", db, variant=variant, count=opts.jobs))
+    return {
+        "process_per_s": statistics.median(r["process_per_s"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+    }
 
 
 def _measure_local(spec: Spec, backend: str, variant: str, opts: Options) -> Row:

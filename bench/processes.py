@@ -1,5 +1,6 @@
 """The ``--processes`` check: CPU-bound jobs through ``kathikon worker --processes P`` (SQLite).
 
+The worker logs at WARNING (its INFO default writes a line per job, which would be measured too).
 Throughput is measured from outside the worker: from the first committed completion to the last one, by
 polling the job counts every 20 ms (the seconds a run takes make that resolution irrelevant).
 """
@@ -47,6 +48,8 @@ def measure(db: str, processes: int, jobs: int) -> float:
             "default=10",
             "--processes",
             str(processes),
+            "--log-level",
+            "warning",
         ],
         cwd=ROOT,
         env=subprocess_env(),

@@ -27,8 +27,8 @@ COLUMNS: list[tuple[str, str, Callable[[Row], str]]] = [
 BACKEND_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
-def render(rows: dict[str, list[Row]], extra: dict[str, Any], notes: list[str], jobs: int, probes: int) -> str:
-    parts = [machine_header(jobs, probes)]
+def render(rows: dict[str, list[Row]], extra: dict[str, Any], notes: list[str], workload: str) -> str:
+    parts = [machine_header(workload)]
     for backend, backend_rows in rows.items():
         parts.append(f"### {BACKEND_TITLES[backend]}\n\n{table(backend_rows)}\n\n{ratios(backend_rows)}")
     if "scale" in extra:
@@ -43,7 +43,7 @@ def render(rows: dict[str, list[Row]], extra: dict[str, Any], notes: list[str], 
     return "\n\n".join(parts) + "\n"
 
 
-def machine_header(jobs: int, probes: int) -> str:
+def machine_header(workload: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(
         f"{name} {_version(name)}" for name in ("kathikon", "huey", "pgqueuer", "oban") if _version(name)
@@ -52,8 +52,7 @@ def machine_header(jobs: int, probes: int) -> str:
         f"## Benchmark run {now}\n\n"
         f"- machine: `{' '.join(platform.uname())}`, {os.cpu_count()} CPUs\n"
         f"- Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}; {versions}\n"
-        f"- workload: {jobs:,} no-op jobs with a small dict argument, one worker process, concurrency 10; "
-        f"latency: {probes} probes inserted one at a time into an idle worker"
+        f"- workload: {workload}"
     )
 
 

@@ -44,6 +44,7 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--scale-completed", type=int, default=1_000_000)
     p.add_argument("--scale-available", type=int, default=100_000)
     p.add_argument("--processes", type=int, default=0, help="run the CPU-bound multi-process check instead")
+    p.add_argument("--repeat", type=int, default=1, help="processing runs per row; the median is reported")
     p.add_argument(
         "--pg-url",
         default=os.environ.get("KATHIKON_BENCH_DATABASE_URL", DEFAULT_PG),
@@ -66,6 +67,7 @@ def parse(argv: list[str]) -> Options:
         scale_completed=a.scale_completed // (50 if a.quick else 1),
         scale_available=a.scale_available // (50 if a.quick else 1),
         processes=a.processes,
+        repeat=a.repeat,
         pg_url=a.pg_url,
         markdown=Path(a.markdown) if a.markdown else None,
     )
