@@ -61,7 +61,7 @@ def cancel(job_id: str, *, running: bool = False) -> Job:
     return get_default().cancel(job_id, running=running)
 
 
-def all(*, queue: str | None = None, state: JobState | str | None = None) -> list[Job]:  # noqa: A001
+def all(*, queue: str | None = None, state: JobState | str | None = None) -> list[Job]:
     return get_default().all(queue=queue, state=state)
 
 
