@@ -139,3 +139,25 @@ def test_an_invalid_worker_class_stops_the_worker_at_start_up(tmp_path: Path, so
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_move_jobs_moves_every_job_between_databases(tmp_path: Path) -> None:
+    source, target = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    with Kathikon(database=source) as k:
+        ids = [job.id for job in k.insert_all([Job.build("app.jobs:Work", {"n": n}) for n in range(5)])]
+    result = CliRunner().invoke(main, ["move-jobs", "--from", source, "--to", target, "--batch", "2",
+                                       "--delete-source"])
+    assert result.exit_code == 0, result.output
+    assert "moved 5 job(s)" in result.output
+    with Kathikon(database=target) as k:
+        assert [job.id for job in k.all()] == ids
+    with Kathikon(database=source) as k:
+        assert k.all() == []
+
+
+def test_move_jobs_refuses_the_same_database_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = CliRunner().invoke(main, ["move-jobs", "--from", url, "--to", url])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert url in result.output

@@ -3,6 +3,7 @@
     kathikon worker -A myapp.jobs [-A …] [--database URL] [--queues default=10,emails=5] [--log-level INFO]
                     [--processes N]
     kathikon migrate [--database URL]
+    kathikon move-jobs --from URL --to URL [--batch N] [--delete-source]
     kathikon demo [--small] [--database PATH [--replace]] [--deadline SECONDS]
 
 Options not given on the command line come from ``KATHIKON_*`` environment variables (see
@@ -30,6 +31,7 @@ from kathikon.exceptions import ConfigError, KathikonError
 from kathikon.runtime import Runtime
 from kathikon.runtime.supervisor import Supervisor
 from kathikon.storage import Storage, open_storage
+from kathikon.transfer import move_jobs
 from kathikon.worker import Worker, registered_workers, validate_worker, worker_path
 
 __all__ = ["main"]
@@ -87,6 +89,24 @@ def migrate(database: str | None) -> None:
     storage = _open_storage(config, migrate=True)
     storage.close()
     click.echo(f"{storage.url}: the Kathikon schema is up to date")
+
+
+@main.command("move-jobs")
+@click.option("--from", "source", required=True, metavar="URL", help="Database to read jobs from.")
+@click.option("--to", "target", required=True, metavar="URL", help="Database to write them to.")
+@click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True, help="Jobs per transaction.")
+@click.option("--delete-source", is_flag=True,
+              help="Delete each batch from the source once the target has committed it (a move, not a copy).")
+def move_jobs_command(source: str, target: str, batch: int, delete_source: bool) -> None:
+    """Copy (or move) every job between databases, keeping ids, states and times; safe to run again.
+
+    Stop the workers of both databases first. Example: moving from SQLite to PostgreSQL when scaling out.
+    """
+    try:
+        count = move_jobs(source, target, batch=batch, delete_source=delete_source)
+    except (KathikonError, TypeError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    click.echo(f"{'moved' if delete_source else 'copied'} {count} job(s) to {target}")
 
 
 # ``kathikon demo`` is defined in the demo module.
