@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError
 from kathikon.job import Job, JobState
 
-__all__ = ["Ack", "NodeRecord", "Storage", "Subscription", "TERMINAL_STATES"]
+__all__ = ["Ack", "NodeRecord", "Storage", "Subscription", "TERMINAL_STATES", "check_cancellable"]
 
 TERMINAL_STATES = (JobState.COMPLETED, JobState.DISCARDED, JobState.CANCELLED)
 
@@ -34,6 +35,17 @@ TERMINAL_STATES = (JobState.COMPLETED, JobState.DISCARDED, JobState.CANCELLED)
 ACK_STATES = frozenset(
     {JobState.COMPLETED, JobState.RETRYABLE, JobState.DISCARDED, JobState.SCHEDULED, JobState.AVAILABLE}
 )
+
+
+def check_cancellable(job_id: str, state: JobState | str | None, *, running: bool) -> None:
+    """The cancel rule every backend applies to the job's current ``state`` (None: no such job)."""
+    if state is None:
+        raise JobNotFoundError(job_id)
+    state = JobState(state)
+    if state in TERMINAL_STATES:
+        raise InvalidStateError(job_id, state)
+    if state == JobState.EXECUTING and not running:
+        raise JobExecutingError(job_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError
 from kathikon.job import Job, JobState
-from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage
+from kathikon.storage.base import Ack, NodeRecord, Storage, check_cancellable
 
 __all__ = ["MemoryStorage"]
 
@@ -96,12 +95,8 @@ class MemoryStorage(Storage):
     def cancel(self, job_id: str, now: datetime, *, running: bool = False) -> Job:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
-                raise JobNotFoundError(job_id)
-            if job.state in TERMINAL_STATES:
-                raise InvalidStateError(job_id, job.state)
-            if job.state == JobState.EXECUTING and not running:
-                raise JobExecutingError(job_id)
+            check_cancellable(job_id, None if job is None else job.state, running=running)
+            assert job is not None
             job = self._jobs[job_id] = job.with_changes(state=JobState.CANCELLED, cancelled_at=now)
             return job
 

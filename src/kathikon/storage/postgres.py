@@ -34,9 +34,9 @@ from typing import Any, TypeAlias
 
 from psycopg.rows import DictRow, dict_row
 
-from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError, StorageError
+from kathikon.exceptions import StorageError
 from kathikon.job import Job, JobState
-from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage, Subscription
+from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
 from kathikon.storage.postgres_config import PostgresSettings, parse_postgres_url
 from kathikon.storage.postgres_notifier import Listener, channel_name
 from kathikon.storage.postgres_pool import Connections
@@ -175,13 +175,7 @@ class PostgresStorage(Storage):
         with self._cursor("cancel") as cur:
             cur.execute(self._q["lock_job"], {"id": job_id})
             row = cur.fetchone()
-            if row is None:
-                raise JobNotFoundError(job_id)
-            state = JobState(row["state"])
-            if state in TERMINAL_STATES:
-                raise InvalidStateError(job_id, state)
-            if state == JobState.EXECUTING and not running:
-                raise JobExecutingError(job_id)
+            check_cancellable(job_id, None if row is None else row["state"], running=running)
             cur.execute(self._q["cancel"], {"id": job_id, "now": now})
             return job_from_row(_one(cur))
 

@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 from kathikon._clock import to_utc
 from kathikon.config import check_database_url
-from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError
 from kathikon.job import Job, JobState
 from kathikon.storage import _sql
 from kathikon.storage._sqlite_file import (
@@ -46,7 +45,7 @@ from kathikon.storage._sqlite_rows import (
     encode_time,
 )
 from kathikon.storage._sqlite_watch import ChangeWatcher
-from kathikon.storage.base import TERMINAL_STATES, Ack, NodeRecord, Storage, Subscription
+from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
 
 __all__ = ["SQLiteStorage"]
 
@@ -147,13 +146,7 @@ class SQLiteStorage(Storage):
         at = encode_time(now, "now")
         with self._write() as conn:
             row = conn.execute(_Q["job_state"], (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFoundError(job_id)
-            state = JobState(row["state"])
-            if state in TERMINAL_STATES:
-                raise InvalidStateError(job_id, state)
-            if state == JobState.EXECUTING and not running:
-                raise JobExecutingError(job_id)
+            check_cancellable(job_id, None if row is None else row["state"], running=running)
             return decode_job(conn.execute(_Q["cancel_job"], {"id": job_id, "now": at}).fetchone())
 
     # -- execution path
