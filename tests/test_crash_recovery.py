@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,8 @@ def test_jobs_of_a_worker_that_died_on_another_machine_are_rescued_after_rescue_
     rescues = [e for j in storage.all() for e in j.errors if e["kind"] == "rescued"]
     assert rescues
     assert all(dead.name in e["error"] for e in rescues)
+    rescued_at = min(datetime.fromisoformat(e["at"]) for e in rescues)
+    assert rescued_at >= dead.heartbeat_at + timedelta(seconds=1.5), "not before rescue_after had passed"
     assert all(executions(log)[j.id] >= 1 for j in jobs)
 
 
