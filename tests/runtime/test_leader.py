@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from kathikon.exceptions import DatabaseUnavailableError
-from kathikon.runtime.leader import LEADER_LEASE, Leader
+from kathikon.runtime.leader import LEADER_LEASE, Leader, LeaderOnly
 from kathikon.storage.base import Storage
 from kathikon.storage.memory import MemoryStorage
 from tests.runtime.coordination_helpers import Event, at, events, names
@@ -92,3 +92,52 @@ def test_the_lease_row_is_named_leader() -> None:
     storage = MemoryStorage()
     Leader(storage, "node-a", ttl=10).tick(at(0))
     assert not storage.acquire_lease(LEADER_LEASE, "node-b", at(1), 10)
+
+
+class CountingLoop:
+    name = "counting"
+    interval = 1.0
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start(self, now: datetime) -> None:
+        self.calls.append("start")
+
+    def tick(self, now: datetime) -> object:
+        self.calls.append("tick")
+        return "ticked"
+
+    def stop(self, now: datetime) -> None:
+        self.calls.append("stop")
+
+
+def test_a_leader_only_loop_ticks_on_the_leader_and_idles_on_followers() -> None:
+    storage = MemoryStorage()
+    a, b = Leader(storage, "node-a", ttl=10), Leader(storage, "node-b", ttl=10)
+    a.tick(at(0))
+    b.tick(at(0))
+    on_a, on_b = LeaderOnly(CountingLoop(), a.leads), LeaderOnly(CountingLoop(), b.leads)
+    for loop in (on_a, on_b):
+        loop.start(at(1))
+        assert loop.name == "counting"
+        assert loop.interval == 1.0
+    assert on_a.tick(at(1)) == "ticked"
+    assert on_b.tick(at(1)) is None
+    on_a.stop(at(2))
+    on_b.stop(at(2))
+    assert on_a.loop.calls == ["start", "tick", "stop"]  # type: ignore[attr-defined]
+    assert on_b.loop.calls == ["start", "stop"]  # type: ignore[attr-defined]
+
+
+def test_the_runtime_runs_the_scheduler_and_pruner_on_the_leader_only() -> None:
+    from kathikon.config import Config
+    from kathikon.runtime.coordinator import Coordinator
+    from kathikon.runtime.loops import LOOP_FACTORIES, LoopContext
+
+    context = LoopContext(Config(database="memory://"), MemoryStorage(), "node-a", lambda queues: None, dict)
+    loops = [factory(context) for factory in LOOP_FACTORIES]
+    assert isinstance(loops[0], Coordinator)
+    assert loops[0].leader is context.leader
+    assert [(type(loop).__name__, loop.name) for loop in loops[1:]] == [
+        ("LeaderOnly", "scheduler"), ("LeaderOnly", "pruner")]
