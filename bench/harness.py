@@ -96,7 +96,8 @@ def run(opts: Options) -> int:
         for backend in backends:
             results.extra.setdefault("scale", {})[backend] = measure_scale(backend, opts, results)
     elif opts.processes:
-        results.extra["processes"] = measure_processes(opts, results)
+        for backend in backends:
+            results.extra.setdefault("processes", {})[backend] = measure_processes(opts, results, backend)
     else:
         for backend in backends:
             results.rows[backend] = measure_backend(backend, opts, results)
@@ -250,8 +251,8 @@ def measure_scale(backend: str, opts: Options, results: Results) -> Row:
     return row
 
 
-def measure_processes(opts: Options, results: Results) -> Row:
-    """CPU-bound jobs through ``kathikon worker --processes P`` against ``--processes 1`` (SQLite)."""
+def measure_processes(opts: Options, results: Results, backend: str) -> Row:
+    """CPU-bound jobs through ``kathikon worker --processes P`` against ``--processes 1``."""
     from bench import processes
 
     row: Row = {"processes": opts.processes}
@@ -261,10 +262,10 @@ def measure_processes(opts: Options, results: Results) -> Row:
     for count in sorted({1, opts.processes}):
 
         def step(count: int = count) -> None:
-            with fresh_db("sqlite", opts.pg_url) as db:
+            with fresh_db(backend, opts.pg_url) as db:
                 row[f"p{count}_per_s"] = processes.measure(db, count, opts.jobs)
 
-        _attempt(results, SPECS[0], "sqlite", f"--processes {count}", step)
+        _attempt(results, SPECS[0], backend, f"--processes {count}", step)
     return row
 
 

@@ -1,4 +1,4 @@
-"""The ``--processes`` check: CPU-bound jobs through ``kathikon worker --processes P`` (SQLite).
+"""The ``--processes`` check: CPU-bound jobs through ``kathikon worker --processes P``.
 
 The worker logs at WARNING (its INFO default writes a line per job, which would be measured too).
 Throughput is measured from outside the worker: from the first committed completion to the last one, by
