@@ -97,6 +97,15 @@ def test_migrate_creates_the_schema(tmp_path: Path) -> None:
         assert instance.all() == []
 
 
+def test_a_database_that_cannot_be_reached_is_named_without_its_password() -> None:
+    pytest.importorskip("psycopg")
+    url = "postgresql://app:s3cret@127.0.0.1:1/app?connect_timeout=2"
+    result = CliRunner().invoke(main, ["migrate", "--database", url])
+    assert result.exit_code == 1
+    assert "postgresql://app:***@127.0.0.1:1/app" in result.output
+    assert "s3cret" not in result.output
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["worker", "--queues", "default=0"], "concurrency must be between 1 and 10000, got 0"),
     (["worker", "--queues", "default=ten"], "concurrency must be an integer"),

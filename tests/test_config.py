@@ -7,6 +7,7 @@ import re
 import pytest
 
 from kathikon import Config, ConfigError, QueueConfig
+from kathikon.config import masked_url
 
 
 def test_the_defaults_are_the_seeds_defaults_in_seconds() -> None:
@@ -97,3 +98,21 @@ def test_an_unknown_option_is_a_type_error_that_names_it() -> None:
 def test_malformed_environment_values_name_the_variable_and_value(name: str, raw: str, words: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(words)):
         Config.load(env={name: raw})
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://app:s3cret@db.example.com:5432/app?schema=jobs",
+     "postgresql://app:***@db.example.com:5432/app?schema=jobs"),
+    ("postgresql://db.example.com/app?user=app&password=s3cret", "postgresql://db.example.com/app?user=app&password=***"),
+    ("postgresql://app@db.example.com/app", "postgresql://app@db.example.com/app"),
+    ("sqlite:///jobs.db", "sqlite:///jobs.db"),
+])
+def test_a_url_shown_in_a_message_has_its_password_masked(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_a_database_url_of_an_unknown_scheme_is_refused_without_showing_its_password() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Config(database="postgres-ql://app:s3cret@db.example.com/app")
+    assert "s3cret" not in str(refused.value)
+    assert "app:***@" in str(refused.value)

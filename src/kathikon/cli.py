@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from kathikon import __version__, telemetry
-from kathikon.config import Config
+from kathikon.config import Config, masked_url
 from kathikon.demo import demo_command
 from kathikon.exceptions import ConfigError, KathikonError
 from kathikon.runtime import Runtime
@@ -106,7 +106,7 @@ def move_jobs_command(source: str, target: str, batch: int, delete_source: bool)
         count = move_jobs(source, target, batch=batch, delete_source=delete_source)
     except (KathikonError, TypeError, ValueError) as exc:
         raise StartupError(str(exc)) from None
-    click.echo(f"{'moved' if delete_source else 'copied'} {count} job(s) to {target}")
+    click.echo(f"{'moved' if delete_source else 'copied'} {count} job(s) to {masked_url(target)}")
 
 
 # ``kathikon demo`` is defined in the demo module.
@@ -162,7 +162,7 @@ def _open_storage(config: Config, *, migrate: bool | None = None) -> Storage:
         if config.auto_migrate if migrate is None else migrate:
             storage.setup()
     except KathikonError as exc:
-        raise click.ClickException(f"{config.database}: {exc}") from None
+        raise click.ClickException(f"{masked_url(config.database)}: {exc}") from None
     return storage
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from kathikon.exceptions import ConfigError
 from kathikon.job import DEFAULT_MAX_ATTEMPTS, MAX_INT, check_queue_name
 
-__all__ = ["DEFAULT_DATABASE", "Config", "QueueConfig", "parse_queues"]
+__all__ = ["DEFAULT_DATABASE", "Config", "QueueConfig", "masked_url", "parse_queues"]
 
 DEFAULT_DATABASE = "sqlite:///kathikon.db"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
@@ -116,7 +117,7 @@ def check_database_url(url: object) -> str:
         raise ConfigError(f"database URL {url!r} is malformed: {exc}") from None
     if parts.scheme not in DATABASE_SCHEMES or "://" not in url:
         raise ConfigError(
-            f"database URL {url!r} must start with one of "
+            f"database URL {masked_url(url)!r} must start with one of "
             + ", ".join(f"'{s}://'" for s in DATABASE_SCHEMES)
         )
     if parts.scheme == "sqlite" and (parts.netloc or not parts.path.lstrip("/")):
@@ -125,6 +126,17 @@ def check_database_url(url: object) -> str:
             "'sqlite:///:memory:'"
         )
     return url
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password (in the user info or a ``password`` parameter) replaced by ``***``, for messages."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}:***@{hosts}" if at and ":" in userinfo else parts.netloc
+    query = re.sub(r"(^|&)(password|sslpassword)=[^&]*", r"\1\2=***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing to hide; urlunsplit would also turn 'sqlite:///x' into 'sqlite:/x'
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _queue_config(name: str, spec: object) -> QueueConfig:
