@@ -28,6 +28,7 @@ def test_configure_sets_up_the_default_instance_used_by_the_module_functions(
     assert kathikon.get_default() is configured
     assert kathikon.fetch(job.id) == job
     assert [j.id for j in kathikon.all()] == [job.id]
+    assert kathikon.all(limit=0) == []
     assert kathikon.cancel(job.id).state == kathikon.JobState.CANCELLED
     assert kathikon.insert_all([NoopWorker.new({})])[0].state == kathikon.JobState.AVAILABLE
 

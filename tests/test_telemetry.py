@@ -86,3 +86,21 @@ def test_the_default_logger_prints_one_readable_line_per_event(
     assert any(line.startswith(f"job.insert job={job.id} worker=tests.workers:NoopWorker queue=emails")
                for line in lines)
     assert any(line.startswith(f"job.cancel job={job.id}") and "state=cancelled" in line for line in lines)
+
+
+@pytest.mark.parametrize(("event", "level"), [
+    (("kathikon", "job", "start"), logging.DEBUG),
+    (("kathikon", "node", "start"), logging.INFO),
+    (("kathikon", "job", "discard"), logging.ERROR),
+    (("kathikon", "scheduler", "tick"), logging.DEBUG),
+    (("kathikon", "lifeline", "rescue"), logging.WARNING),
+])
+def test_the_default_logger_picks_the_level_by_the_whole_event(
+        event: tuple[str, ...], level: int, caplog: pytest.LogCaptureFixture) -> None:
+    telemetry.attach_default_logger()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="kathikon"):
+            telemetry.emit(event, {}, {"queue": "default"})
+    finally:
+        telemetry.detach(telemetry.DEFAULT_LOGGER_ID)
+    assert [r.levelno for r in caplog.records] == [level]

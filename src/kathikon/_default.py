@@ -61,8 +61,8 @@ def cancel(job_id: str, *, running: bool = False) -> Job:
     return get_default().cancel(job_id, running=running)
 
 
-def all(*, queue: str | None = None, state: JobState | str | None = None) -> list[Job]:
-    return get_default().all(queue=queue, state=state)
+def all(*, queue: str | None = None, state: JobState | str | None = None, limit: int | None = None) -> list[Job]:
+    return get_default().all(queue=queue, state=state, limit=limit)
 
 
 def start() -> None:
@@ -93,5 +93,6 @@ async def acancel(job_id: str, *, running: bool = False) -> Job:
     return await get_default().acancel(job_id, running=running)  # type: ignore[no-any-return]
 
 
-async def aall(*, queue: str | None = None, state: JobState | str | None = None) -> list[Job]:
-    return await get_default().aall(queue=queue, state=state)  # type: ignore[no-any-return]
+async def aall(*, queue: str | None = None, state: JobState | str | None = None,
+               limit: int | None = None) -> list[Job]:
+    return await get_default().aall(queue=queue, state=state, limit=limit)  # type: ignore[no-any-return]

@@ -106,17 +106,21 @@ def _rebuild_index() -> None:
 
 
 DEFAULT_LOGGER_ID = "kathikon-default-logger"
-_LEVELS = {
-    "exception": logging.WARNING,
-    "discard": logging.ERROR,
-    "retry": logging.WARNING,
-    "rescue": logging.WARNING,
-    "dead": logging.WARNING,
-    "ack_dropped": logging.WARNING,
-    "error": logging.ERROR,
-    "start": logging.DEBUG,
-    "poll": logging.DEBUG,
-    "tick": logging.DEBUG,
+# Levels by event; events not listed log at INFO. Keyed by the whole event: "start" is chatty for jobs,
+# not for nodes.
+_LEVELS: dict[Event, int] = {
+    ("kathikon", "job", "exception"): logging.WARNING,
+    ("kathikon", "job", "discard"): logging.ERROR,
+    ("kathikon", "job", "retry"): logging.WARNING,
+    ("kathikon", "job", "ack_dropped"): logging.WARNING,
+    ("kathikon", "job", "start"): logging.DEBUG,
+    ("kathikon", "lifeline", "rescue"): logging.WARNING,
+    ("kathikon", "node", "dead"): logging.WARNING,
+    ("kathikon", "storage", "error"): logging.ERROR,
+    ("kathikon", "dispatcher", "poll"): logging.DEBUG,
+    ("kathikon", "scheduler", "tick"): logging.DEBUG,
+    ("kathikon", "pruner", "tick"): logging.DEBUG,
+    ("kathikon", "lifeline", "tick"): logging.DEBUG,
 }
 
 
@@ -132,7 +136,7 @@ def attach_default_logger(level: int | None = None) -> None:
 
 def _log_event(event: Event, measurements: Mapping[str, Any], metadata: Mapping[str, Any],
                level: int | None) -> None:
-    lvl = level if level is not None else _LEVELS.get(event[-1], logging.INFO)
+    lvl = level if level is not None else _LEVELS.get(event, logging.INFO)
     if not logger.isEnabledFor(lvl):
         return
     logger.log(lvl, "%s %s", ".".join(event[1:]), describe(measurements, metadata))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from kathikon.config import masked_url
 from kathikon.exceptions import StorageError
 from kathikon.job import Job
 from kathikon.storage import Storage, open_storage
@@ -31,7 +32,7 @@ def move_jobs(source_url: str, target_url: str, *, batch: int = 1000, delete_sou
     """
     _check_batch(batch)
     if source_url == target_url:
-        raise ValueError(f"source_url and target_url must differ, both are {source_url!r}")
+        raise ValueError(f"source_url and target_url must differ, both are {masked_url(source_url)!r}")
     source, target = open_storage(source_url), open_storage(target_url)
     try:
         source.setup()
