@@ -50,8 +50,9 @@ def record(storage: Storage, decisions: Sequence[Decision]) -> list[bool]:
 def report(decision: Decision, *, applied: bool, reason: str = "fenced", error: str | None = None) -> None:
     """Emit a decision's events if its ack applied, else ``ack_dropped`` (``reason``: fenced or error)."""
     if applied:
-        for emission in decision.emissions:
-            telemetry.emit(emission.event, emission.measurements, emission.metadata)
+        if any(telemetry.listening(event) for event in decision.events):  # else skip building them
+            for emission in decision.emissions:
+                telemetry.emit(emission.event, emission.measurements, emission.metadata)
     elif telemetry.listening(ACK_DROPPED):
         telemetry.emit(ACK_DROPPED, {}, {"job": decision.job, "outcome": decision.ack.state, "reason": reason,
                                          "error": error})

@@ -31,7 +31,7 @@ DISPATCHER_POLL = ("kathikon", "dispatcher", "poll")
 logger = logging.getLogger("kathikon.runtime")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RunningJob:
     """A claimed job while this node runs it. ``acked``: its outcome was submitted; ``released``: it was
     given back at shutdown (its own outcome is then ignored)."""
@@ -189,6 +189,9 @@ class Dispatcher:
             return 0
 
     async def _sleep(self) -> None:
+        if self._wake.is_set():
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            async with asyncio.timeout(self.poll_interval):  # unlike wait_for, no task per sleep
+                await self._wake.wait()
 

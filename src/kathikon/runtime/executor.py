@@ -36,22 +36,46 @@ JOB_START = ("kathikon", "job", "start")
 
 
 class Control:
-    """The handle on one running execution: cancel it, and know when its task or thread has ended."""
+    """The handle on one running execution: cancel it, and know when its task or thread has ended.
+
+    Its ``threading.Event`` is created only when a cancel is requested (most jobs are never cancelled);
+    the worker instance of the execution then sees it through ``Worker.cancel_requested``.
+    """
+
+    __slots__ = ("_cancel_event", "_worker", "pending", "raised", "thread_done", "value")
 
     def __init__(self) -> None:
-        self.cancel_event = threading.Event()
-        # The perform task (async) or the future of its thread (sync) while it runs.
+        # The perform task or future (a separate task, or a sync perform's thread) while it runs.
         self.pending: asyncio.Future[Any] | None = None
         # Set when a sync perform's thread returns (it may outlive the event loop that waited for it).
         self.thread_done: threading.Event | None = None
+        # What perform returned or raised, once it ended (the test helpers report them).
+        self.value: Any = None
+        self.raised: BaseException | None = None
+        self._worker: Worker | None = None
+        self._cancel_event: threading.Event | None = None
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        if self._cancel_event is None:
+            self._cancel_event = threading.Event()
+            if self._worker is not None:
+                self._worker._cancel_event = self._cancel_event
+        return self._cancel_event
 
     @property
     def cancel_requested(self) -> bool:
-        return self.cancel_event.is_set()
+        return self._cancel_event is not None and self._cancel_event.is_set()
 
     @property
     def thread_running(self) -> bool:
         return self.thread_done is not None and not self.thread_done.is_set()
+
+    def attach(self, worker: Worker) -> None:
+        """``worker`` runs this execution: a cancel, even an earlier one, sets its ``cancel_requested``."""
+        self._worker = worker
+        if self._cancel_event is not None:
+            worker._cancel_event = self._cancel_event
 
     def cancel(self) -> None:
         """Ask the execution to stop: cancels an async perform, sets the flag a sync perform can check."""
@@ -94,15 +118,21 @@ async def execute(job: Job, *, owner: str, pool: Executor | None = None, control
 
 async def run_perform(worker: Worker, job: Job, *, pool: Executor | None, control: Control) -> Result:
     """Run ``worker.perform(job)`` within the worker's timeout; never raises for the job's own failures."""
-    worker._cancel_event = control.cancel_event
+    control.attach(worker)
     started = time.perf_counter()
+    timeout = _timeout_of(worker)
+    task = asyncio.current_task()
+    if timeout is None and task is not None and is_async_worker(type(worker)):
+        if control.cancel_requested:
+            return _cancelled(started)  # cancelled before it started
+        return await _perform_here(worker, job, control, task, started)
     pending = _start_perform(worker, job, pool, control)
     control.pending = pending
     pending.add_done_callback(_retrieve)
     if control.cancel_requested:
         control.cancel()  # cancelled before its task existed
     try:
-        done, _ = await asyncio.wait({pending}, timeout=_timeout_of(worker))
+        done, _ = await asyncio.wait({pending}, timeout=timeout)
     except asyncio.CancelledError:  # the caller gave up on the job (shutdown): stop it too
         control.abandon()
         raise
@@ -110,7 +140,31 @@ async def run_perform(worker: Worker, job: Job, *, pool: Executor | None, contro
     if not done:
         control.cancel()
         return Failure("timeout", _timeout_message(worker, pending), duration=duration)
-    return _result_of(pending, duration)
+    return _result_of(pending, control, duration)
+
+
+async def _perform_here(worker: Worker, job: Job, control: Control, task: asyncio.Task[Any],
+                        started: float) -> Result:
+    """An async perform without a timeout runs in the caller's ``task``: no second task to create and wait
+    on. ``control.cancel`` cancels that task; the cancel is taken back here, where perform was interrupted."""
+    control.pending = task
+    try:
+        control.value = await worker.perform(job)  # type: ignore[misc]
+    except asyncio.CancelledError:
+        if not control.cancel_requested:
+            raise  # the caller gave up on the job (shutdown)
+        task.uncancel()
+        return _cancelled(started)
+    except Exception as exc:
+        control.raised = exc
+        return Failure.from_exception(exc, time.perf_counter() - started)
+    finally:
+        control.pending = None
+    return Returned(control.value, time.perf_counter() - started)
+
+
+def _cancelled(started: float) -> Failure:
+    return Failure("cancelled", "the job was cancelled while it was running", duration=time.perf_counter() - started)
 
 
 def _start_perform(worker: Worker, job: Job, pool: Executor | None, control: Control) -> asyncio.Future[Any]:
@@ -130,13 +184,14 @@ def _in_thread(done: threading.Event, run: Callable[..., Any], *args: Any) -> An
         done.set()
 
 
-def _result_of(pending: asyncio.Future[Any], duration: float) -> Result:
+def _result_of(pending: asyncio.Future[Any], control: Control, duration: float) -> Result:
     if pending.cancelled():
         return Failure("cancelled", "the job was cancelled while it was running", duration=duration)
     exc = pending.exception()
     if exc is not None:
+        control.raised = exc
         return Failure.from_exception(exc, duration)
-    value = pending.result()
+    value = control.value = pending.result()
     if inspect.iscoroutine(value):  # a plain ``def perform`` returned a coroutine: it would never run
         value.close()
         return Failure("exception", "perform returned a coroutine without awaiting it; declare it "

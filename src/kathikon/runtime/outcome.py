@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeAlias
 
 from kathikon.job import Job, JobState
@@ -73,13 +74,35 @@ class Emission:
     metadata: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
-    """The ack to write, the job as it will be stored, and the events to emit once the ack applied."""
+    """The ack to write, the job as it will be stored, and the events to emit once the ack applied.
 
-    ack: Ack
-    job: Job
-    emissions: tuple[Emission, ...] = field(default=())
+    Only the ack is built up front: the stored ``job`` copy and the ``emissions`` cost more than the rest of
+    the decision and are needed only when a telemetry handler listens (or a test looks), so they are built on
+    first access by ``build``. ``events`` names the events ``emissions`` will hold.
+    """
+
+    __slots__ = ("_build", "_built", "ack", "events")
+
+    def __init__(self, ack: Ack, events: tuple[Event, ...],
+                 build: Callable[[], tuple[Job, tuple[Emission, ...]]]) -> None:
+        self.ack = ack
+        self.events = events
+        self._build = build
+        self._built: tuple[Job, tuple[Emission, ...]] | None = None
+
+    @property
+    def job(self) -> Job:
+        return self._stored()[0]
+
+    @property
+    def emissions(self) -> tuple[Emission, ...]:
+        return self._stored()[1]
+
+    def _stored(self) -> tuple[Job, tuple[Emission, ...]]:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
 
 
 def decide(job: Job, result: Result, *, now: datetime, owner: str,
@@ -103,9 +126,7 @@ def decide(job: Job, result: Result, *, now: datetime, owner: str,
 def release(job: Job, *, now: datetime, owner: str) -> Decision:
     """Give an unfinished job back at shutdown: ``available`` now, its attempt not counted."""
     ack = Ack(job.id, job.attempts, owner, JobState.AVAILABLE, now, available_at=now)
-    stored = job.with_changes(state=JobState.AVAILABLE, available_at=now, attempts=job.attempts - 1)
-    running = (now - job.started_at).total_seconds() if job.started_at else 0.0
-    return Decision(ack, stored, (Emission(JOB_RELEASE, {"duration": running}, {"job": stored}),))
+    return Decision(ack, (JOB_RELEASE,), partial(_released_view, job, now))
 
 
 def queue_time(job: Job) -> float:
@@ -124,38 +145,61 @@ def describe_exception(exc: BaseException) -> str:
 
 def _completed(job: Job, duration: float, now: datetime, owner: str) -> Decision:
     ack = Ack(job.id, job.attempts, owner, JobState.COMPLETED, now)
-    stored = job.with_changes(state=JobState.COMPLETED, completed_at=now)
-    stop = Emission(JOB_STOP, _timing(job, duration), {"job": stored, "state": JobState.COMPLETED})
-    return Decision(ack, stored, (stop,))
+    return Decision(ack, (JOB_STOP,), partial(_completed_view, job, duration, now))
 
 
 def _slept(job: Job, seconds: int, duration: float, now: datetime, owner: str) -> Decision:
     at = now + timedelta(seconds=seconds)
     ack = Ack(job.id, job.attempts, owner, JobState.SCHEDULED, now, available_at=at)
-    stored = job.with_changes(state=JobState.SCHEDULED, scheduled_at=at, available_at=at,
-                              attempts=job.attempts - 1)
-    stop = Emission(JOB_STOP, _timing(job, duration), {"job": stored, "state": JobState.SCHEDULED})
-    sleep = Emission(JOB_SLEEP, {"seconds": seconds}, {"job": stored, "scheduled_at": at})
-    return Decision(ack, stored, (stop, sleep))
+    return Decision(ack, (JOB_STOP, JOB_SLEEP), partial(_slept_view, job, seconds, duration, at))
 
 
 def _failed(job: Job, failure: Failure, now: datetime, owner: str,
             backoff: Callable[[Job], float] | None) -> Decision:
     entry = _error_entry(job, failure, now)
-    meta = {"kind": failure.kind, "error": failure.error}
     if job.attempts >= job.max_attempts:
         ack = Ack(job.id, job.attempts, owner, JobState.DISCARDED, now, error=entry)
-        stored = job.with_changes(state=JobState.DISCARDED, completed_at=now, errors=[*job.errors, entry])
+        return Decision(ack, (JOB_EXCEPTION, JOB_DISCARD), partial(_failed_view, job, failure, ack, None))
+    delay = _backoff_seconds(job, backoff)
+    ack = Ack(job.id, job.attempts, owner, JobState.RETRYABLE, now, available_at=now + timedelta(seconds=delay),
+              error=entry)
+    return Decision(ack, (JOB_EXCEPTION, JOB_RETRY), partial(_failed_view, job, failure, ack, delay))
+
+
+# The stored job and the events of each outcome, built only when read (see ``Decision``).
+
+def _released_view(job: Job, now: datetime) -> tuple[Job, tuple[Emission, ...]]:
+    stored = job.with_changes(state=JobState.AVAILABLE, available_at=now, attempts=job.attempts - 1)
+    running = (now - job.started_at).total_seconds() if job.started_at else 0.0
+    return stored, (Emission(JOB_RELEASE, {"duration": running}, {"job": stored}),)
+
+
+def _completed_view(job: Job, duration: float, now: datetime) -> tuple[Job, tuple[Emission, ...]]:
+    stored = job.with_changes(state=JobState.COMPLETED, completed_at=now)
+    return stored, (Emission(JOB_STOP, _timing(job, duration), {"job": stored, "state": JobState.COMPLETED}),)
+
+
+def _slept_view(job: Job, seconds: int, duration: float, at: datetime) -> tuple[Job, tuple[Emission, ...]]:
+    stored = job.with_changes(state=JobState.SCHEDULED, scheduled_at=at, available_at=at,
+                              attempts=job.attempts - 1)
+    stop = Emission(JOB_STOP, _timing(job, duration), {"job": stored, "state": JobState.SCHEDULED})
+    sleep = Emission(JOB_SLEEP, {"seconds": seconds}, {"job": stored, "scheduled_at": at})
+    return stored, (stop, sleep)
+
+
+def _failed_view(job: Job, failure: Failure, ack: Ack, delay: float | None) -> tuple[Job, tuple[Emission, ...]]:
+    """``delay`` None: discarded; else retryable after ``delay`` seconds (``ack.available_at``)."""
+    meta = {"kind": failure.kind, "error": failure.error}
+    errors = [*job.errors, ack.error]
+    if delay is None:
+        stored = job.with_changes(state=JobState.DISCARDED, completed_at=ack.at, errors=errors)
         after = Emission(JOB_DISCARD, {}, {"job": stored, **meta})
     else:
-        delay = _backoff_seconds(job, backoff)
-        at = now + timedelta(seconds=delay)
-        ack = Ack(job.id, job.attempts, owner, JobState.RETRYABLE, now, available_at=at, error=entry)
-        stored = job.with_changes(state=JobState.RETRYABLE, available_at=at, errors=[*job.errors, entry])
-        after = Emission(JOB_RETRY, {"backoff": delay}, {"job": stored, "available_at": at, **meta})
+        stored = job.with_changes(state=JobState.RETRYABLE, available_at=ack.available_at, errors=errors)
+        after = Emission(JOB_RETRY, {"backoff": delay}, {"job": stored, "available_at": ack.available_at, **meta})
     exception = Emission(JOB_EXCEPTION, _timing(job, failure.duration), {"job": stored, "state": stored.state,
                                                                           **meta})
-    return Decision(ack, stored, (exception, after))
+    return stored, (exception, after)
 
 
 def _error_entry(job: Job, failure: Failure, now: datetime) -> dict[str, Any]:

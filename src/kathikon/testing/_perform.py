@@ -85,26 +85,10 @@ def claimed_job(worker: type[Worker], args: dict[str, Any] | None, attempt: int,
 
 
 def _result(decision: Decision, control: Control) -> PerformResult:
-    returned = _returned(control)
     return PerformResult(
         state=decision.ack.state,
         job=decision.job,
-        value=returned,
+        value=control.value,
         error=decision.ack.error,
-        exception=_raised(control),
+        exception=control.raised,  # the executor keeps only its text in the error entry
     )
-
-
-def _returned(control: Control) -> Any:
-    pending = control.pending
-    if pending is None or not pending.done() or pending.cancelled() or pending.exception() is not None:
-        return None
-    return pending.result()
-
-
-def _raised(control: Control) -> BaseException | None:
-    """The exception perform raised (the executor keeps only its text), from the finished perform future."""
-    pending = control.pending
-    if pending is None or not pending.done() or pending.cancelled():
-        return None
-    return pending.exception()
