@@ -24,7 +24,6 @@ try:
 except ImportError as exc:  # the optional extra is not installed
     raise ImportError("PostgreSQL support needs the postgres extra: pip install 'kathikon[postgres]'") from exc
 
-import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -56,11 +55,6 @@ __all__ = ["PostgresStorage"]
 
 Cursor: TypeAlias = "psycopg.Cursor[DictRow]"
 
-log = logging.getLogger("kathikon.storage.postgres")
-
-# The fewest rows one instance inserts between two ANALYZEs of the jobs table (PostgresStorage._note_inserted).
-ANALYZE_AFTER = 10_000
-
 
 class PostgresStorage(Storage):
     """Jobs in PostgreSQL tables of one schema, shared by every process that opens the same URL."""
@@ -76,8 +70,6 @@ class PostgresStorage(Storage):
         self._lock = threading.Lock()
         self._closed = False
         self._listeners: list[Listener] = []
-        self._inserted_since_analyze = 0
-        self._analyze_after = ANALYZE_AFTER
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStorage:
@@ -119,7 +111,6 @@ class PostgresStorage(Storage):
         if conn is None:
             with self._cursor("insert") as cur, _duplicate_ids():
                 plan.run(cur)
-            self._note_inserted(len(plan.rows))
             return plan.stored
         if not isinstance(conn, psycopg.Connection):
             raise TypeError(f"conn must be a psycopg.Connection (use insert_async for an AsyncConnection), "
@@ -140,33 +131,6 @@ class PostgresStorage(Storage):
             async with conn.transaction() if conn.autocommit else nullcontext(), conn.cursor() as cur:
                 await plan.run_async(cur)
         return plan.stored
-
-    def _note_inserted(self, count: int) -> None:
-        """ANALYZE the jobs table once this instance has inserted as many rows as the planner believes it holds.
-
-        Until autovacuum gets to it (a minute or more after a burst), the planner believes the table still
-        holds what it held at the last analyze; for a table that was nearly empty, the claim then sorts the
-        whole backlog instead of reading its index (205 ms per claim with 100,000 jobs: docs/benchmarks.md).
-        Analyzing whenever the table may have doubled keeps that estimate within 2x at a cost that is
-        logarithmic in a burst's size. The insert is committed already, so a failure here is only logged.
-        """
-        with self._lock:
-            self._inserted_since_analyze += count
-            due = self._inserted_since_analyze >= self._analyze_after
-            if due:
-                self._inserted_since_analyze = 0
-        if not due:
-            return
-        try:
-            with self._cursor("analyze") as cur:
-                cur.execute(self._q["analyze_jobs"])
-                cur.execute(self._q["jobs_estimate"], {"schema": self.schema})
-                estimate = int(_one(cur)["n"])
-        except Exception as exc:
-            log.warning("could not ANALYZE the jobs table after a burst of inserts: %s", exc)
-            return
-        with self._lock:
-            self._analyze_after = max(ANALYZE_AFTER, estimate)
 
     def _insert_plan(self, jobs: Sequence[Job]) -> _InsertPlan:
         stored, rows = encode_jobs(jobs)

@@ -23,16 +23,6 @@ INSERT INTO {schema}.kathikon_schema (version) VALUES (%(version)s)
 DROP TABLE IF EXISTS {schema}.kathikon_jobs, {schema}.kathikon_nodes, {schema}.kathikon_leases,
     {schema}.kathikon_queues, {schema}.kathikon_schema
 
--- name: analyze_jobs
--- Fresh planner statistics after a burst of inserts (see PostgresStorage._note_inserted); the two columns
--- the claim's index choice depends on, which costs half of a full ANALYZE.
-ANALYZE {schema}.kathikon_jobs (queue, state)
-
--- name: jobs_estimate
-SELECT c.reltuples::bigint AS n
-FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-WHERE ns.nspname = %(schema)s AND c.relname = 'kathikon_jobs'
-
 -- name: copy_jobs
 -- COPY is the fastest way in; JSON columns arrive as JSON text and are parsed by the server.
 COPY {schema}.kathikon_jobs (id, queue, worker, args, meta, tags, state, priority, max_attempts, attempts,
