@@ -6,7 +6,7 @@ the exact state a test needs and every call gets an explicit ``now``; nothing sl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -96,6 +96,31 @@ def test_args_are_stored_as_json(storage: Storage) -> None:
     fetched = storage.fetch(job.id)
     assert fetched is not None
     assert fetched.args == {"pair": [1, 2]}
+
+
+def test_a_job_made_by_hand_comes_back_from_insert_as_fetch_returns_it(storage: Storage) -> None:
+    paris = timezone(timedelta(hours=2))
+    job = Job(id="f" * 32, queue="default", worker=WORKER, args={"pair": (1, 2), "by_number": {1: "one"}},
+              state="available", inserted_at=T0.astimezone(paris), tags=("a",),  # type: ignore[arg-type]
+              meta={"trace": [(1, 2)]}, errors=[{"at": (3,)}])
+
+    [stored] = storage.insert([job])
+    fetched = storage.fetch(job.id)
+
+    assert stored == fetched
+    assert stored.args == {"pair": [1, 2], "by_number": {"1": "one"}}
+    assert (stored.tags, stored.meta, stored.errors) == (["a"], {"trace": [[1, 2]]}, [{"at": [3]}])
+    assert stored.inserted_at == stored.available_at == T0
+    assert stored.state is JobState.AVAILABLE
+
+
+def test_a_job_built_with_plain_json_is_returned_as_fetch_returns_it(storage: Storage) -> None:
+    job = build(args={"n": 1, "x": 2.5, "s": "ü", "none": None, "ok": True, "list": [1, {"k": []}]},
+                meta={"m": {}}, tags=["t"])
+
+    [stored] = storage.insert([job])
+
+    assert stored == job == storage.fetch(job.id)
 
 
 def test_fetch_of_an_unknown_id_is_none(storage: Storage) -> None:

@@ -10,33 +10,32 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from kathikon._clock import to_utc, utcnow
+from kathikon._clock import to_utc
 from kathikon.job import Job, JobState
+from kathikon.storage._stored import encode_json
 from kathikon.storage.base import Ack
 
 __all__ = ["decode_job", "decode_json", "decode_time", "decode_utc", "encode_ack", "encode_job", "encode_json",
            "encode_time"]
 
 
-def encode_job(job: Job) -> dict[str, Any]:
-    inserted_at = encode_time(job.inserted_at, "inserted_at") or encode_time(utcnow(), "now")
-    return {
-        "id": job.id, "queue": job.queue, "worker": job.worker, "state": JobState(job.state).value,
-        "args": encode_json(job.args, "args"), "meta": encode_json(job.meta, "meta"),
-        "tags": encode_json(job.tags, "tags"),
-        "errors": encode_json(job.errors, "errors"), "priority": job.priority, "max_attempts": job.max_attempts,
-        "attempts": job.attempts, "attempted_by": job.attempted_by, "inserted_at": inserted_at,
-        # A job built by hand without available_at is due from its insertion on.
-        "available_at": encode_time(job.available_at, "available_at") or inserted_at,
-        "scheduled_at": encode_time(job.scheduled_at, "scheduled_at"),
-        "started_at": encode_time(job.started_at, "started_at"),
-        "completed_at": encode_time(job.completed_at, "completed_at"),
-        "cancelled_at": encode_time(job.cancelled_at, "cancelled_at"),
-    }
+def encode_job(job: Job) -> tuple[Any, ...]:
+    """The ``insert_job`` parameters, in column order, of a job in its stored form (``_stored.stored_form``)."""
+    inserted_at = encode_time(job.inserted_at, "inserted_at")
+    # Job.build gives both times the same datetime: format it once.
+    available_at = inserted_at if job.available_at is job.inserted_at else encode_time(job.available_at,
+                                                                                        "available_at")
+    return (
+        job.id, job.queue, job.worker, encode_json(job.args, "args"), encode_json(job.meta, "meta"),
+        encode_json(job.tags, "tags"), job.state.value, job.priority, job.max_attempts, job.attempts,
+        encode_json(job.errors, "errors"), encode_time(job.scheduled_at, "scheduled_at"), available_at,
+        inserted_at, encode_time(job.started_at, "started_at"), encode_time(job.completed_at, "completed_at"),
+        encode_time(job.cancelled_at, "cancelled_at"), job.attempted_by,
+    )
 
 
 def decode_job(row: Any) -> Job:
-    """A Job from a result row (sqlite3.Row) or from the parameters it was inserted with."""
+    """A Job from a result row (sqlite3.Row)."""
     return Job(
         id=row["id"], queue=row["queue"], worker=row["worker"], args=decode_json(row["args"]),
         state=JobState(row["state"]), priority=row["priority"], max_attempts=row["max_attempts"],
@@ -87,18 +86,7 @@ def decode_utc(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-# One encoder for every call: json.dumps with options builds a new one each time, which dominates insert.
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 _EMPTY_JSON: dict[str, dict[str, Any] | list[Any]] = {"{}": {}, "[]": []}
-
-
-def encode_json(value: object, field: str) -> str:
-    if not value and isinstance(value, (dict, list)):
-        return "[]" if isinstance(value, list) else "{}"
-    try:
-        return _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{field} must be JSON-serializable: {exc} (in {value!r:.200})") from None
 
 
 def decode_json(text: str) -> Any:

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from kathikon._clock import utcnow
 from kathikon.job import Job, JobState
+from kathikon.storage._stored import stored_form
 from kathikon.storage.base import Ack, NodeRecord, Storage, check_cancellable
 
 __all__ = ["MemoryStorage"]
@@ -51,7 +53,8 @@ class MemoryStorage(Storage):
     def insert(self, jobs: Sequence[Job], *, conn: Any = None) -> list[Job]:
         if conn is not None:
             raise TypeError(f"MemoryStorage has no connections to join (conn={conn!r})")
-        stored = [_round_trip(job) for job in jobs]
+        now = utcnow()
+        stored = [_round_trip(stored_form(job, now)) for job in jobs]
         with self._lock:
             ids = [j.id for j in stored]
             dupes = [i for i in ids if i in self._jobs] or [i for i, n in Counter(ids).items() if n > 1]
@@ -233,6 +236,6 @@ def _finished_before(job: Job, before: datetime) -> bool:
 
 
 def _round_trip(job: Job) -> Job:
-    """Store what a database would: JSON copies of args, meta, tags and errors."""
+    """Copies of args, meta, tags and errors, so the caller's later changes to them change nothing stored."""
     return job.with_changes(args=json.loads(json.dumps(job.args)), meta=json.loads(json.dumps(job.meta)),
                             tags=list(job.tags), errors=json.loads(json.dumps(job.errors)))

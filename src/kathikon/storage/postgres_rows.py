@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from kathikon._clock import utcnow
 from kathikon.exceptions import DatabaseUnavailableError, StorageError
 from kathikon.job import Job, JobState
+from kathikon.storage._stored import encode_json, stored_form
 from kathikon.storage.base import Ack, NodeRecord
 
 __all__ = ["ack_records", "claim_order", "encode_jobs", "job_from_row", "mapped_errors", "node_from_row",
@@ -28,23 +29,18 @@ __all__ = ["ack_records", "claim_order", "encode_jobs", "job_from_row", "mapped_
 def encode_jobs(jobs: Sequence[Job]) -> tuple[list[Job], list[tuple[Any, ...]]]:
     """The jobs exactly as the database will hold them, and their rows for ``copy_jobs`` (column order).
 
-    Each JSON field is serialized once: the text goes to the database and is parsed back for the returned job,
-    so the caller sees what a later fetch returns (tuples become lists, and so on).
+    The stored jobs are nearly always the given ones (see ``_stored``): nothing is decoded back.
     """
-    stored, rows = [], []
-    for job in jobs:
-        args, meta, tags, errors = (json.dumps(value) for value in (job.args, job.meta, job.tags, job.errors))
-        inserted_at = job.inserted_at or utcnow()
-        # A job built by hand without available_at is due from its insertion on.
-        available_at = job.available_at or inserted_at
-        state = JobState(job.state)
-        stored.append(job.with_changes(state=state, args=json.loads(args), meta=json.loads(meta),
-                                       tags=json.loads(tags), errors=json.loads(errors), inserted_at=inserted_at,
-                                       available_at=available_at))
-        rows.append((job.id, job.queue, job.worker, args, meta, tags, state.value, job.priority, job.max_attempts,
-                     job.attempts, errors, job.scheduled_at, available_at, inserted_at, job.started_at,
-                     job.completed_at, job.cancelled_at, job.attempted_by))
-    return stored, rows
+    now = utcnow()
+    stored = [stored_form(job, now) for job in jobs]
+    return stored, [_copy_row(job) for job in stored]
+
+
+def _copy_row(job: Job) -> tuple[Any, ...]:
+    return (job.id, job.queue, job.worker, encode_json(job.args, "args"), encode_json(job.meta, "meta"),
+            encode_json(job.tags, "tags"), job.state.value, job.priority, job.max_attempts, job.attempts,
+            encode_json(job.errors, "errors"), job.scheduled_at, job.available_at, job.inserted_at,
+            job.started_at, job.completed_at, job.cancelled_at, job.attempted_by)
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from kathikon._clock import to_utc
+from kathikon._clock import to_utc, utcnow
 from kathikon.config import check_database_url
 from kathikon.job import Job, JobState
 from kathikon.storage import _sql
@@ -45,6 +45,7 @@ from kathikon.storage._sqlite_rows import (
     encode_time,
 )
 from kathikon.storage._sqlite_watch import ChangeWatcher
+from kathikon.storage._stored import stored_form
 from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
 
 __all__ = ["SQLiteStorage"]
@@ -103,14 +104,16 @@ class SQLiteStorage(Storage):
     # -- jobs
 
     def insert(self, jobs: Sequence[Job], *, conn: Any = None) -> list[Job]:
-        rows = [encode_job(job) for job in jobs]
+        now = utcnow()
+        stored = [stored_form(job, now) for job in jobs]  # nearly always the jobs themselves: nothing decoded
+        rows = [encode_job(job) for job in stored]
         if conn is not None:
             with mapped_errors(self._path):
                 _insert_joined(_check_app_connection(conn), rows)
         else:
             with self._write() as own:
                 _insert_rows(own, rows)
-        return [decode_job(row) for row in rows]
+        return stored
 
     def fetch(self, job_id: str) -> Job | None:
         with self._read() as conn:
@@ -293,7 +296,7 @@ def _check_app_connection(conn: object) -> sqlite3.Connection:
     return conn
 
 
-def _insert_joined(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+def _insert_joined(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Write inside the caller's transaction without committing it; a failed batch leaves nothing behind.
 
     A connection in Python's default (legacy) transaction mode that has not begun yet is begun here, as
@@ -313,11 +316,11 @@ def _insert_joined(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None
         conn.execute("RELEASE kathikon_insert")
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     try:
         conn.executemany(_Q["insert_job"], rows)
     except sqlite3.IntegrityError as exc:
-        raise ValueError(_duplicate_message(conn, [row["id"] for row in rows], exc)) from None
+        raise ValueError(_duplicate_message(conn, [row[0] for row in rows], exc)) from None
 
 
 def _duplicate_message(conn: sqlite3.Connection, ids: list[str], exc: sqlite3.IntegrityError) -> str:

@@ -16,9 +16,7 @@ SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'kathikon\_%' 
 INSERT INTO kathikon_jobs (id, queue, worker, args, meta, tags, state, priority, max_attempts, attempts,
                            errors, scheduled_at, available_at, inserted_at, started_at, completed_at,
                            cancelled_at, attempted_by)
-VALUES (:id, :queue, :worker, :args, :meta, :tags, :state, :priority, :max_attempts, :attempts,
-        :errors, :scheduled_at, :available_at, :inserted_at, :started_at, :completed_at,
-        :cancelled_at, :attempted_by);
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: stored_ids
 SELECT id FROM kathikon_jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id;
