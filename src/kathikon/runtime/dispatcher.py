@@ -20,10 +20,12 @@ from kathikon._clock import utcnow
 from kathikon.exceptions import DatabaseUnavailableError
 from kathikon.job import Job
 from kathikon.runtime.acker import Acker
-from kathikon.runtime.executor import Control, execute
-from kathikon.runtime.outcome import release
+from kathikon.runtime.executor import Control, begin, execute_with, runs_whole_in_thread
+from kathikon.runtime.outcome import Decision, release
 from kathikon.runtime.storage_calls import StorageCalls
+from kathikon.runtime.threads import ThreadRunner
 from kathikon.storage.base import Storage
+from kathikon.worker import Worker
 
 __all__ = ["Dispatcher", "RecentCancels", "RunningJob"]
 
@@ -77,6 +79,8 @@ class Dispatcher:
         self.running: dict[str, RunningJob] = {}
         self.recent_cancels = recent_cancels if recent_cancels is not None else RecentCancels()
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set whenever ``running`` becomes empty
+        self._threads: ThreadRunner[RunningJob] | None = None
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
         self._abandoned: list[Control] = []
@@ -87,6 +91,8 @@ class Dispatcher:
 
     def start(self) -> None:
         self._claiming = True
+        if self.pool is not None:
+            self._threads = ThreadRunner(self.pool, self.node, self._threads_done)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"kathikon-dispatcher-{self.queue}")
 
     def wake(self) -> None:
@@ -129,7 +135,8 @@ class Dispatcher:
     async def drain(self) -> None:
         """Wait until no job of this dispatcher runs any more."""
         while self.running:
-            await asyncio.wait({r.task for r in self.running.values() if r.task is not None})
+            self._idle.clear()
+            await self._idle.wait()
 
     def release_unfinished(self, now: datetime) -> list[Job]:
         """Give back every job still running (shutdown): ack it ``available`` and stop its execution."""
@@ -144,6 +151,8 @@ class Dispatcher:
                 self._abandoned.append(running.control)
             if running.task is not None:
                 running.task.cancel()
+            else:
+                self._forget(running)  # a thread runs it; nothing waits for it any more
         return released
 
     def abandoned(self) -> int:
@@ -155,11 +164,44 @@ class Dispatcher:
             return  # cancelled while the claim was in flight: nothing to run or record
         running = RunningJob(job)
         self.running[job.id] = running
-        running.task = asyncio.get_running_loop().create_task(self._run_job(running))
+        begun = begin(job, owner=self.node)
+        if isinstance(begun, Decision):  # its worker cannot be built: the attempt failed already
+            self._finish(running, begun)
+        elif self._threads is not None and runs_whole_in_thread(begun):
+            self._start_thread(running, begun)
+        else:
+            running.task = asyncio.get_running_loop().create_task(self._run_job(running, begun))
 
-    async def _run_job(self, running: RunningJob) -> None:
+    def _start_thread(self, running: RunningJob, worker: Worker) -> None:
+        assert self._threads is not None
         try:
-            decision = await execute(running.job, owner=self.node, pool=self.pool, control=running.control)
+            self._threads.submit(running, worker, running.job, running.control)
+        except Exception:
+            logger.exception("job %s could not be run; it stays executing until it is rescued", running.job.id)
+            self._forget(running)
+
+    def _threads_done(self, batch: list[tuple[RunningJob, Decision | None]]) -> None:
+        for running, decision in batch:
+            self._finish(running, decision)
+
+    def _finish(self, running: RunningJob, decision: Decision | None) -> None:
+        """The job's outcome is decided (None: it could not be): submit it unless released, free the slot."""
+        if decision is not None and not running.released:
+            running.acked = True
+            self.acker.submit(decision)
+        self._forget(running)
+
+    def _forget(self, running: RunningJob) -> None:
+        if self.running.get(running.job.id) is running:
+            del self.running[running.job.id]
+            if not self.running:
+                self._idle.set()
+        self.wake()
+
+    async def _run_job(self, running: RunningJob, worker: Worker) -> None:
+        try:
+            decision = await execute_with(worker, running.job, owner=self.node, pool=self.pool,
+                                          control=running.control)
             if not running.released:
                 running.acked = True
                 self.acker.submit(decision)
@@ -167,8 +209,7 @@ class Dispatcher:
         except Exception:
             logger.exception("job %s could not be run; it stays executing until it is rescued", running.job.id)
         finally:
-            self.running.pop(running.job.id, None)
-            self.wake()
+            self._forget(running)
 
     async def _run(self) -> None:
         while self._claiming:

@@ -18,6 +18,7 @@ import inspect
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
@@ -30,7 +31,7 @@ from kathikon.job import Job
 from kathikon.runtime.outcome import Decision, Failure, Result, Returned, decide, queue_time
 from kathikon.worker import Worker, is_async_worker, resolve_worker
 
-__all__ = ["Control", "execute", "run_perform"]
+__all__ = ["Control", "begin", "execute", "execute_with", "perform_in_thread", "run_perform", "runs_whole_in_thread"]
 
 JOB_START = ("kathikon", "job", "start")
 
@@ -42,13 +43,15 @@ class Control:
     the worker instance of the execution then sees it through ``Worker.cancel_requested``.
     """
 
-    __slots__ = ("_cancel_event", "_worker", "pending", "raised", "thread_done", "value")
+    __slots__ = ("_cancel_event", "_worker", "in_thread", "pending", "raised", "thread_done", "value")
 
     def __init__(self) -> None:
         # The perform task or future (a separate task, or a sync perform's thread) while it runs.
         self.pending: asyncio.Future[Any] | None = None
         # Set when a sync perform's thread returns (it may outlive the event loop that waited for it).
         self.thread_done: threading.Event | None = None
+        # True while ``perform_in_thread`` runs this execution in a pool thread (no future tracks it).
+        self.in_thread = False
         # What perform returned or raised, once it ended (the test helpers report them).
         self.value: Any = None
         self.raised: BaseException | None = None
@@ -69,7 +72,7 @@ class Control:
 
     @property
     def thread_running(self) -> bool:
-        return self.thread_done is not None and not self.thread_done.is_set()
+        return self.in_thread or (self.thread_done is not None and not self.thread_done.is_set())
 
     def attach(self, worker: Worker) -> None:
         """``worker`` runs this execution: a cancel, even an earlier one, sets its ``cancel_requested``."""
@@ -102,17 +105,51 @@ async def execute(job: Job, *, owner: str, pool: Executor | None = None, control
     Emits ``("kathikon", "job", "start")``; the decision's events are for the caller to emit once its ack
     applied. ``pool`` runs sync performs (default: the loop's default executor).
     """
+    begun = begin(job, owner=owner, clock=clock)
+    if isinstance(begun, Decision):
+        return begun
+    return await execute_with(begun, job, owner=owner, pool=pool, control=control or Control(), clock=clock)
+
+
+def begin(job: Job, *, owner: str, clock: Callable[[], datetime] = utcnow) -> Worker | Decision:
+    """Emit ``job.start`` and build the job's worker; the failed attempt's Decision if it cannot be built."""
     if telemetry.listening(JOB_START):
         telemetry.emit(JOB_START, {"system_time": time.time(), "queue_time": queue_time(job)}, {"job": job})
     started = time.perf_counter()
     try:
-        worker = resolve_worker(job.worker)()
+        return resolve_worker(job.worker)()
     except WorkerError as exc:
         failure = Failure("unknown_worker", str(exc), duration=time.perf_counter() - started)
         return decide(job, failure, now=clock(), owner=owner)
     except Exception as exc:  # the worker's __init__ failed
         return decide(job, Failure.from_exception(exc, time.perf_counter() - started), now=clock(), owner=owner)
-    result = await run_perform(worker, job, pool=pool, control=control or Control())
+
+
+async def execute_with(worker: Worker, job: Job, *, owner: str, pool: Executor | None, control: Control,
+                       clock: Callable[[], datetime] = utcnow) -> Decision:
+    """``execute`` once ``begin`` built the worker."""
+    result = await run_perform(worker, job, pool=pool, control=control)
+    return decide(job, result, now=clock(), owner=owner, backoff=worker.backoff)
+
+
+def runs_whole_in_thread(worker: Worker) -> bool:
+    """A sync perform without a timeout: nothing needs the event loop until it ends, so a pool thread can
+    run it and decide its outcome (``perform_in_thread``) with no task waiting for it."""
+    return _timeout_of(worker) is None and not _is_async(type(worker))
+
+
+def perform_in_thread(worker: Worker, job: Job, control: Control, *, owner: str,
+                      clock: Callable[[], datetime] = utcnow) -> Decision:
+    """Run a sync ``perform`` in the calling (pool) thread and decide its outcome; ``control.attach(worker)``
+    must have been called on the loop first, so a cancel reaches ``Worker.cancel_requested``."""
+    started = time.perf_counter()
+    try:
+        value = control.value = worker.perform(job)
+    except BaseException as exc:  # a pool thread records anything perform raises as the job's failure
+        control.raised = exc
+        result: Result = Failure.from_exception(exc, time.perf_counter() - started)
+    else:
+        result = _returned(value, time.perf_counter() - started)
     return decide(job, result, now=clock(), owner=owner, backoff=worker.backoff)
 
 
@@ -122,7 +159,7 @@ async def run_perform(worker: Worker, job: Job, *, pool: Executor | None, contro
     started = time.perf_counter()
     timeout = _timeout_of(worker)
     task = asyncio.current_task()
-    if timeout is None and task is not None and is_async_worker(type(worker)):
+    if timeout is None and task is not None and _is_async(type(worker)):
         if control.cancel_requested:
             return _cancelled(started)  # cancelled before it started
         return await _perform_here(worker, job, control, task, started)
@@ -169,7 +206,7 @@ def _cancelled(started: float) -> Failure:
 
 def _start_perform(worker: Worker, job: Job, pool: Executor | None, control: Control) -> asyncio.Future[Any]:
     loop = asyncio.get_running_loop()
-    if is_async_worker(type(worker)):
+    if _is_async(type(worker)):
         return loop.create_task(worker.perform(job))  # type: ignore[arg-type]
     control.thread_done = threading.Event()
     # Run in a copy of the caller's context so context variables (tracing, logging) reach the thread.
@@ -191,12 +228,27 @@ def _result_of(pending: asyncio.Future[Any], control: Control, duration: float) 
     if exc is not None:
         control.raised = exc
         return Failure.from_exception(exc, duration)
-    value = control.value = pending.result()
+    control.value = pending.result()
+    return _returned(control.value, duration)
+
+
+def _returned(value: Any, duration: float) -> Result:
     if inspect.iscoroutine(value):  # a plain ``def perform`` returned a coroutine: it would never run
         value.close()
         return Failure("exception", "perform returned a coroutine without awaiting it; declare it "
                        "`async def perform`", duration=duration)
     return Returned(value, duration)
+
+
+# Worker classes seen so far → is their perform async (``inspect`` costs microseconds on every job otherwise).
+_async_workers: weakref.WeakKeyDictionary[type[Worker], bool] = weakref.WeakKeyDictionary()
+
+
+def _is_async(cls: type[Worker]) -> bool:
+    known = _async_workers.get(cls)
+    if known is None:
+        known = _async_workers[cls] = is_async_worker(cls)
+    return known
 
 
 def _timeout_of(worker: Worker) -> float | None:
