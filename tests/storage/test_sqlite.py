@@ -120,13 +120,13 @@ def test_the_synchronous_level_comes_from_the_url(db_path: Path, level: str, val
 
 def test_synchronous_is_normal_and_busy_timeout_five_seconds_by_default(storage: SQLiteStorage) -> None:
     assert pragma(storage, "synchronous") == 1
-    assert pragma(storage, "busy_timeout") == 5000
+    assert storage.busy_timeout == 5.0
 
 
 def test_the_busy_timeout_comes_from_the_url_in_seconds(db_path: Path) -> None:
     storage = SQLiteStorage.from_url(f"sqlite:///{db_path}?busy_timeout=2.5&synchronous=FULL")
 
-    assert pragma(storage, "busy_timeout") == 2500
+    assert storage.busy_timeout == 2.5
     assert pragma(storage, "synchronous") == 2
     storage.close()
 
@@ -218,6 +218,40 @@ def test_a_locked_database_is_reported_as_unavailable(storage: SQLiteStorage, db
         blocker.close()
         quick.close()
     assert storage.all() == []
+
+
+def test_a_write_waits_for_another_writer_and_goes_ahead_once_it_commits(storage: SQLiteStorage,
+                                                                         db_path: Path) -> None:
+    blocker = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.05, blocker.execute, ("COMMIT",))
+    release.start()
+    try:
+        started = time.monotonic()
+        [job] = storage.insert([build()])
+        waited = time.monotonic() - started
+    finally:
+        release.join()
+        blocker.close()
+    assert storage.fetch(job.id) == job
+    assert 0.04 <= waited < storage.busy_timeout
+
+
+def test_a_write_gives_up_after_busy_timeout(db_path: Path) -> None:
+    patient = SQLiteStorage(db_path, busy_timeout=0.2)
+    patient.setup()
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="locked"):
+            patient.insert([build()])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert time.monotonic() - started >= 0.2
+    assert patient.all() == []
+    patient.close()
 
 
 def test_close_is_idempotent_and_the_storage_reopens_on_use(storage: SQLiteStorage) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from kathikon._clock import utcnow
@@ -25,7 +26,9 @@ from kathikon.storage import _sql
 from kathikon.storage._sqlite_rows import encode_time
 
 __all__ = ["MIN_SQLITE", "SYNCHRONOUS_LEVELS", "check_header", "check_schema_version", "check_seconds",
-           "check_sqlite_version", "check_synchronous", "mapped_errors", "migrate", "url_options"]
+           "check_sqlite_version", "check_synchronous", "mapped_errors", "migrate", "url_options", "when_free"]
+
+T = TypeVar("T")
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
@@ -85,6 +88,35 @@ def check_header(path: str) -> None:
             f"{path} is not a SQLite database (it does not start with the SQLite header); "
             "Kathikon refused to use it and left it untouched"
         )
+
+
+# -- a busy database
+
+
+BUSY_FIRST_SLEEP = 0.0001
+BUSY_LONGEST_SLEEP = 0.005
+
+
+def when_free(attempt: Callable[[], T], timeout: float) -> T:
+    """``attempt()`` (one SQLite call), run again after a short sleep while the database is busy (another
+    process holds the write lock), for up to ``timeout`` seconds; then the busy error is raised.
+
+    Sleeps start at 100 µs and double up to 5 ms. SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms, so
+    two processes taking turns on transactions of a few hundred µs each mostly slept instead of writing.
+    """
+    deadline, pause = 0.0, BUSY_FIRST_SLEEP
+    while True:
+        try:
+            return attempt()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + timeout
+            if now >= deadline:
+                raise
+            time.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, BUSY_LONGEST_SLEEP)
 
 
 # -- errors

@@ -35,6 +35,7 @@ from kathikon.storage._sqlite_file import (
     mapped_errors,
     migrate,
     url_options,
+    when_free,
 )
 from kathikon.storage._sqlite_rows import (
     decode_job,
@@ -64,12 +65,17 @@ class SQLiteStorage(Storage):
         self._memory = path == _MEMORY
         self._path = path if self._memory else os.path.abspath(path)
         self._synchronous = check_synchronous(synchronous)
-        self._busy_ms = int(check_seconds(busy_timeout, "busy_timeout") * 1000)
+        self._busy_s = check_seconds(busy_timeout, "busy_timeout")
         self._poll_interval = check_seconds(change_poll_interval, "change_poll_interval", positive=True)
         self.url = "sqlite:///" + self._path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._watchers: set[ChangeWatcher] = set()
+
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds a call waits for another process's write lock before DatabaseUnavailableError."""
+        return self._busy_s
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStorage:
@@ -116,25 +122,21 @@ class SQLiteStorage(Storage):
         return stored
 
     def fetch(self, job_id: str) -> Job | None:
-        with self._read() as conn:
-            row = conn.execute(_Q["fetch_job"], (job_id,)).fetchone()
-        return None if row is None else decode_job(row)
+        rows = self._select(_Q["fetch_job"], (job_id,))
+        return decode_job(rows[0]) if rows else None
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        with self._read() as conn:
-            rows = conn.execute(_Q["job_states"], (json.dumps(list(job_ids)),)).fetchall()
+        rows = self._select(_Q["job_states"], (json.dumps(list(job_ids)),))
         return {row["id"]: JobState(row["state"]) for row in rows}
 
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
         params = {"queue": queue, "state": None if state is None else JobState(state).value,
                   "limit": -1 if limit is None else _check_limit(limit)}
-        with self._read() as conn:
-            return [decode_job(row) for row in conn.execute(_Q["all_jobs"], params).fetchall()]
+        return [decode_job(row) for row in self._select(_Q["all_jobs"], params)]
 
     def counts(self) -> dict[tuple[str, JobState], int]:
-        with self._read() as conn:
-            rows = conn.execute(_Q["count_jobs"]).fetchall()
+        rows = self._select(_Q["count_jobs"])
         return {(row["queue"], JobState(row["state"])): row["n"] for row in rows}
 
     def delete(self, job_id: str) -> bool:
@@ -199,8 +201,7 @@ class SQLiteStorage(Storage):
             conn.execute(_Q["remove_node"], (name,))
 
     def nodes(self) -> list[NodeRecord]:
-        with self._read() as conn:
-            rows = conn.execute(_Q["list_nodes"]).fetchall()
+        rows = self._select(_Q["list_nodes"])
         return [NodeRecord(row["name"], decode_utc(row["started_at"]), decode_utc(row["heartbeat_at"]),
                            json.loads(row["queues"]), json.loads(row["meta"])) for row in rows]
 
@@ -243,17 +244,27 @@ class SQLiteStorage(Storage):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled back if it raises."""
+        """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled back if it raises.
+
+        While another process writes, BEGIN is retried after short sleeps (``when_free``) for up to
+        ``busy_timeout`` seconds, then DatabaseUnavailableError.
+        """
         with self._lock, mapped_errors(self._path):
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            when_free(lambda: conn.execute("BEGIN IMMEDIATE"), self._busy_s)
             try:
                 yield conn
+                when_free(lambda: conn.execute("COMMIT"), self._busy_s)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+
+    def _select(self, query: str, params: Any = ()) -> list[sqlite3.Row]:
+        """The rows of one read (its own snapshot); retried like a BEGIN while the database is busy."""
+        with self._read() as conn:
+            rows: list[sqlite3.Row] = when_free(lambda: conn.execute(query, params).fetchall(), self._busy_s)
+            return rows
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -276,11 +287,16 @@ class SQLiteStorage(Storage):
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_s * 1000)}")
             check_schema_version(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             if not self._memory:
-                conn.execute("PRAGMA journal_mode = WAL")  # writes the file header: only after the checks
+                # Writes the file header: only after the checks. In WAL mode only BEGIN IMMEDIATE and a read
+                # can meet a busy database, and when_free retries those with shorter sleeps than SQLite's own
+                # busy handler (1, 2, 5, 10 … 100 ms), which is turned off. Other journal modes keep it.
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    conn.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             conn.close()
             raise
