@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,71 @@ def test_a_batch_with_a_failing_ack_still_writes_the_others(store: Storage) -> N
         assert record(Refuses(), decisions) == [True, False]  # type: ignore[arg-type]
     assert events.names() == ["job.stop", "job.ack_dropped"]
     assert events[1][2]["reason"] == "error"
+
+
+def test_a_claim_writes_the_outcomes_buffered_so_far_in_the_same_storage_call(store: Storage) -> None:
+    done = claimed(store, f"{PATH}:Quick")
+    insert(store, 2)
+    dispatcher, acker = make(store)
+
+    async def scenario() -> tuple[int, int]:
+        acker.submit(decide(done, Returned(None), now=at(1), owner=OWNER))
+        dispatcher._claiming = True  # as when started
+        count = await dispatcher.tick(at(1))
+        pending = acker.pending
+        await dispatcher.drain()
+        await acker.flush()
+        return count, pending
+
+    with capture("job") as events:
+        assert asyncio.run(scenario()) == (2, 0)
+    assert store.fetch(done.id).state == JobState.COMPLETED  # type: ignore[union-attr]
+    assert {j.state for j in store.all()} == {JobState.COMPLETED}
+    assert len(events.named("job.stop")) == 3
+
+
+def test_outcomes_refused_along_with_a_claim_are_written_once_later(store: Storage) -> None:
+    done = claimed(store, f"{PATH}:Quick")
+    insert(store, 1)
+    flaky = FlakyStorage(store, {"ack", "claim"}, failures=1)
+    dispatcher, acker = make(flaky)
+
+    async def scenario() -> int:
+        acker.submit(decide(done, Returned(None), now=at(1), owner=OWNER))
+        dispatcher._claiming = True
+        count = await dispatcher.tick(at(1))  # ack refused (back in the acker), claim retried alone
+        await dispatcher.drain()
+        await acker.flush()
+        return count
+
+    with capture("job") as events:
+        assert asyncio.run(scenario()) == 1
+    assert flaky.failed == {"ack": 1, "claim": 1}
+    assert events.named("job.ack_dropped") == []
+    assert len(events.named("job.stop")) == 2
+    assert {j.state for j in store.all()} == {JobState.COMPLETED}
+
+
+class QuickSync(Worker):
+    def perform(self, job: Job) -> int:
+        return job.args["n"]
+
+
+def test_sync_jobs_run_whole_in_pool_threads_and_their_outcomes_come_back_to_the_acker(store: Storage) -> None:
+    store.insert([Job.build(f"{PATH}:QuickSync", {"n": n}, now=T0) for n in range(6)])
+    calls = StorageCalls(first_delay=0.001)
+    acker = Acker(store, calls)
+
+    async def scenario() -> int:
+        with ThreadPoolExecutor(4) as pool:
+            dispatcher = Dispatcher("default", 6, storage=store, calls=calls, acker=acker, node=OWNER, pool=pool)
+            dispatcher.start()
+            await dispatcher.tick(at(1))
+            running_tasks = [r.task for r in dispatcher.running.values() if r.task is not None]
+            await dispatcher.stop_claiming()
+            await dispatcher.drain()
+            await acker.flush()
+            return len(running_tasks)
+
+    assert asyncio.run(scenario()) == 0  # no task waits for a sync perform without a timeout
+    assert {j.state for j in store.all()} == {JobState.COMPLETED}
