@@ -58,7 +58,6 @@ def main(argv: list[str]) -> None:
     elif task == "lint":
         ensure_venv("dev,postgres")
         run([str(PYTHON), "-m", "ruff", "check", "."])
-        run([str(PYTHON), "-m", "ruff", "format", "--check", "."])
         run([str(PYTHON), "-m", "mypy"])
     elif task == "bench":
         ensure_venv("dev,postgres,bench")
