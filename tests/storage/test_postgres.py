@@ -32,7 +32,7 @@ from tests.workers import NoopWorker
 
 psycopg = pytest.importorskip("psycopg")
 
-from kathikon.storage.postgres import PostgresStorage  # noqa: E402
+from kathikon.storage.postgres import ONE_STATEMENT_MAX, PostgresStorage  # noqa: E402
 from kathikon.storage.postgres_config import parse_postgres_url  # noqa: E402
 from kathikon.storage.postgres_notifier import Listener  # noqa: E402
 
@@ -179,6 +179,24 @@ def test_an_insert_in_another_process_wakes_a_subscriber_with_the_queue(pg: Post
         wait_for(lambda: heard.has("emails"))
     finally:
         other.close()
+        subscription.close()
+
+
+@pytest.mark.parametrize("size", [1, ONE_STATEMENT_MAX + 1])
+def test_a_small_insert_and_a_copied_batch_both_store_every_job_and_wake_their_queues(pg: PostgresStorage,
+                                                                                      size: int) -> None:
+    heard = Heard()
+    subscription = pg.subscribe(heard)
+    assert subscription is not None
+    jobs = [build(n, queue=f"q{n % 2}").with_changes(args={"pair": (n, n)}) for n in range(size)]
+    try:
+        stored = pg.insert(jobs)
+        assert stored == [pg.fetch(job.id) for job in jobs]
+        assert stored[0].args == {"pair": [0, 0]}
+        wait_for(lambda: all(heard.has(job.queue) for job in jobs))
+        with pytest.raises(ValueError, match=jobs[-1].id):
+            pg.insert([build(size + 1), jobs[-1]] * size)
+    finally:
         subscription.close()
 
 

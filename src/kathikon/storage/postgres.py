@@ -28,7 +28,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -43,17 +43,23 @@ from kathikon.storage.postgres_pool import Connections
 from kathikon.storage.postgres_rows import (
     ack_records,
     claim_order,
-    encode_jobs,
+    copy_rows,
     job_from_row,
+    jobs_json,
     mapped_errors,
     node_from_row,
     node_params,
+    stored_jobs,
 )
 from kathikon.storage.postgres_schema import SchemaSql
 
 __all__ = ["PostgresStorage"]
 
 Cursor: TypeAlias = "psycopg.Cursor[DictRow]"
+
+# Inserts of up to this many jobs are one statement (one round trip, 0.2-0.3 ms less than BEGIN, COPY, NOTIFY,
+# COMMIT); larger ones use COPY, which costs the server far less per row (5,000 jobs: about twice as fast).
+ONE_STATEMENT_MAX = 4
 
 
 class PostgresStorage(Storage):
@@ -106,10 +112,10 @@ class PostgresStorage(Storage):
 
     def insert(self, jobs: Sequence[Job], *, conn: Any = None) -> list[Job]:
         plan = self._insert_plan(jobs)
-        if not plan.rows:
+        if not plan.stored:
             return plan.stored
         if conn is None:
-            with self._cursor("insert") as cur, _duplicate_ids():
+            with self._cursor("insert", autocommit=plan.one_statement) as cur, _duplicate_ids():
                 plan.run(cur)
             return plan.stored
         if not isinstance(conn, psycopg.Connection):
@@ -125,7 +131,7 @@ class PostgresStorage(Storage):
         if not isinstance(conn, psycopg.AsyncConnection):
             raise TypeError(f"conn must be a psycopg.AsyncConnection, got {conn!r}")
         plan = self._insert_plan(jobs)
-        if not plan.rows:
+        if not plan.stored:
             return plan.stored
         with mapped_errors("insert"), _duplicate_ids():
             async with conn.transaction() if conn.autocommit else nullcontext(), conn.cursor() as cur:
@@ -133,10 +139,13 @@ class PostgresStorage(Storage):
         return plan.stored
 
     def _insert_plan(self, jobs: Sequence[Job]) -> _InsertPlan:
-        stored, rows = encode_jobs(jobs)
+        stored = stored_jobs(jobs)
+        if len(stored) <= ONE_STATEMENT_MAX:
+            params = {"jobs": jobs_json(stored), "channel": self.channel, "notify": self.settings.notify}
+            return _InsertPlan(stored, self._q["insert_jobs"], params)
         woken = sorted({job.queue for job in stored if job.state == JobState.AVAILABLE})
         wake = [(self.channel, queue) for queue in woken] if self.settings.notify else []
-        return _InsertPlan(stored, self._q["copy_jobs"], rows, self._q["notify"], wake)
+        return _InsertPlan(stored, self._q["copy_jobs"], rows=copy_rows(stored), notify=self._q["notify"], wake=wake)
 
     def fetch(self, job_id: str) -> Job | None:
         with self._cursor("fetch") as cur:
@@ -184,7 +193,7 @@ class PostgresStorage(Storage):
     def claim(self, queue: str, limit: int, now: datetime, owner: str) -> list[Job]:
         if _check_limit(limit) == 0:
             return []
-        with self._cursor("claim") as cur:
+        with self._cursor("claim", autocommit=True) as cur:
             cur.execute(self._q["claim"], {"queue": queue, "limit": limit, "now": now, "owner": owner})
             jobs = [job_from_row(row) for row in cur.fetchall()]
         return sorted(jobs, key=claim_order)  # UPDATE … RETURNING keeps no order
@@ -192,10 +201,10 @@ class PostgresStorage(Storage):
     def ack(self, acks: Sequence[Ack]) -> list[bool]:
         if not acks:
             return []
-        with self._cursor("ack") as cur:
-            cur.execute(self._q["ack"], {"acks": ack_records(acks)})
+        params = {"acks": ack_records(acks), "channel": self.channel, "notify": self.settings.notify}
+        with self._cursor("ack", autocommit=True) as cur:
+            cur.execute(self._q["ack"], params)  # notifies queues that got a job back, in the same statement
             rows = cur.fetchall()
-            self._notify(cur, {row["queue"] for row in rows if row["state"] == JobState.AVAILABLE})
         applied = {row["n"] for row in rows}
         return [n in applied for n in range(len(acks))]
 
@@ -286,9 +295,13 @@ class PostgresStorage(Storage):
     # -- connections -----------------------------------------------------------------------------------
 
     @contextmanager
-    def _cursor(self, action: str) -> Iterator[Cursor]:
-        """A cursor in one transaction on a pooled connection: committed on success, rolled back on error."""
-        with mapped_errors(action), self._connections.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+    def _cursor(self, action: str, *, autocommit: bool = False) -> Iterator[Cursor]:
+        """A cursor in one transaction on a pooled connection: committed on success, rolled back on error.
+
+        ``autocommit`` is for a single statement, atomic on its own, which then costs one round trip.
+        """
+        connection = self._connections.autocommit() if autocommit else self._connections.transaction()
+        with mapped_errors(action), connection as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
 
@@ -302,23 +315,35 @@ def _check_limit(limit: object) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _InsertPlan:
-    """What one insert writes, built once and run on either kind of connection (sync or async)."""
+    """What one insert writes, built once and run on either kind of connection (sync or async): a few jobs
+    in one statement (``params``), more with COPY (``rows``) followed by their ``wake`` notifications."""
 
     stored: list[Job]
-    copy: str
-    rows: list[tuple[Any, ...]]
-    notify: str
-    wake: list[tuple[str, str]]
+    sql: str
+    params: dict[str, Any] | None = None
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    notify: str = ""
+    wake: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def one_statement(self) -> bool:
+        return self.params is not None
 
     def run(self, cur: psycopg.Cursor[Any]) -> None:
-        with cur.copy(self.copy) as copy:
+        if self.params is not None:
+            cur.execute(self.sql, self.params)
+            return
+        with cur.copy(self.sql) as copy:
             for row in self.rows:
                 copy.write_row(row)
         if self.wake:
             cur.executemany(self.notify, self.wake)
 
     async def run_async(self, cur: psycopg.AsyncCursor[Any]) -> None:
-        async with cur.copy(self.copy) as copy:
+        if self.params is not None:
+            await cur.execute(self.sql, self.params)
+            return
+        async with cur.copy(self.sql) as copy:
             for row in self.rows:
                 await copy.write_row(row)
         if self.wake:

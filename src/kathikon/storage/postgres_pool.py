@@ -50,10 +50,26 @@ class Connections:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in a transaction, committed on success and rolled back on error."""
+        with self._borrowed() as conn, conn:  # a pooled connection: commits or rolls back on exit, stays open
+            yield conn
+
+    @contextmanager
+    def autocommit(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode, for one statement that is a transaction on its own: one
+        round trip instead of three (BEGIN, the statement, COMMIT)."""
+        with self._borrowed() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[psycopg.Connection[Any]]:
         pool, conn = self._borrow()
         try:
-            with conn:  # a pooled connection: commits or rolls back on exit, stays open
-                yield conn
+            yield conn
         except psycopg.OperationalError:
             if conn.closed:
                 self._outage = True

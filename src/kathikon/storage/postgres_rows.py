@@ -17,30 +17,47 @@ import psycopg_pool
 from psycopg.types.json import Jsonb
 
 from kathikon._clock import utcnow
+from kathikon._json import ENCODER
 from kathikon.exceptions import DatabaseUnavailableError, StorageError
 from kathikon.job import Job, JobState
-from kathikon.storage._stored import encode_json, stored_form
+from kathikon.storage._stored import stored_form
 from kathikon.storage.base import Ack, NodeRecord
 
-__all__ = ["ack_records", "claim_order", "encode_jobs", "job_from_row", "mapped_errors", "node_from_row",
-           "node_params"]
+__all__ = ["ack_records", "claim_order", "copy_rows", "job_from_row", "jobs_json", "mapped_errors", "node_from_row",
+           "node_params", "stored_jobs"]
 
 
-def encode_jobs(jobs: Sequence[Job]) -> tuple[list[Job], list[tuple[Any, ...]]]:
-    """The jobs exactly as the database will hold them, and their rows for ``copy_jobs`` (column order).
-
-    The stored jobs are nearly always the given ones (see ``_stored``): nothing is decoded back.
-    """
+def stored_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """The jobs exactly as the database will hold them: nearly always the given ones (see ``_stored``), so
+    nothing is decoded back. Their JSON values are plain (``stored_form`` normalized any other)."""
     now = utcnow()
-    stored = [stored_form(job, now) for job in jobs]
-    return stored, [_copy_row(job) for job in stored]
+    return [stored_form(job, now) for job in jobs]
 
 
-def _copy_row(job: Job) -> tuple[Any, ...]:
-    return (job.id, job.queue, job.worker, encode_json(job.args, "args"), encode_json(job.meta, "meta"),
-            encode_json(job.tags, "tags"), job.state.value, job.priority, job.max_attempts, job.attempts,
-            encode_json(job.errors, "errors"), job.scheduled_at, job.available_at, job.inserted_at,
-            job.started_at, job.completed_at, job.cancelled_at, job.attempted_by)
+def jobs_json(stored: Sequence[Job]) -> str:
+    """Stored jobs as the one JSON array of objects ``insert_jobs`` reads (encoding cannot fail: plain JSON)."""
+    return ENCODER.encode([_record(job) for job in stored])
+
+
+def copy_rows(stored: Sequence[Job]) -> list[tuple[Any, ...]]:
+    """Stored jobs as ``copy_jobs`` rows, in column order."""
+    return [(job.id, job.queue, job.worker, ENCODER.encode(job.args), ENCODER.encode(job.meta),
+             ENCODER.encode(job.tags), job.state.value, job.priority, job.max_attempts, job.attempts,
+             ENCODER.encode(job.errors), job.scheduled_at, job.available_at, job.inserted_at, job.started_at,
+             job.completed_at, job.cancelled_at, job.attempted_by) for job in stored]
+
+
+def _record(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "queue": job.queue, "worker": job.worker, "args": job.args, "meta": job.meta,
+            "tags": job.tags, "state": job.state.value, "priority": job.priority, "max_attempts": job.max_attempts,
+            "attempts": job.attempts, "errors": job.errors, "scheduled_at": _iso(job.scheduled_at),
+            "available_at": _iso(job.available_at), "inserted_at": _iso(job.inserted_at),
+            "started_at": _iso(job.started_at), "completed_at": _iso(job.completed_at),
+            "cancelled_at": _iso(job.cancelled_at), "attempted_by": job.attempted_by}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:
