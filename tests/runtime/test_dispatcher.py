@@ -176,49 +176,6 @@ def test_a_batch_with_a_failing_ack_still_writes_the_others(store: Storage) -> N
     assert events[1][2]["reason"] == "error"
 
 
-def test_a_claim_writes_the_outcomes_buffered_so_far_in_the_same_storage_call(store: Storage) -> None:
-    done = claimed(store, f"{PATH}:Quick")
-    insert(store, 2)
-    dispatcher, acker = make(store)
-
-    async def scenario() -> tuple[int, int]:
-        acker.submit(decide(done, Returned(None), now=at(1), owner=OWNER))
-        dispatcher._claiming = True  # as when started
-        count = await dispatcher.tick(at(1))
-        pending = acker.pending
-        await dispatcher.drain()
-        await acker.flush()
-        return count, pending
-
-    with capture("job") as events:
-        assert asyncio.run(scenario()) == (2, 0)
-    assert store.fetch(done.id).state == JobState.COMPLETED  # type: ignore[union-attr]
-    assert {j.state for j in store.all()} == {JobState.COMPLETED}
-    assert len(events.named("job.stop")) == 3
-
-
-def test_outcomes_refused_along_with_a_claim_are_written_once_later(store: Storage) -> None:
-    done = claimed(store, f"{PATH}:Quick")
-    insert(store, 1)
-    flaky = FlakyStorage(store, {"ack", "claim"}, failures=1)
-    dispatcher, acker = make(flaky)
-
-    async def scenario() -> int:
-        acker.submit(decide(done, Returned(None), now=at(1), owner=OWNER))
-        dispatcher._claiming = True
-        count = await dispatcher.tick(at(1))  # ack refused (back in the acker), claim retried alone
-        await dispatcher.drain()
-        await acker.flush()
-        return count
-
-    with capture("job") as events:
-        assert asyncio.run(scenario()) == 1
-    assert flaky.failed == {"ack": 1, "claim": 1}
-    assert events.named("job.ack_dropped") == []
-    assert len(events.named("job.stop")) == 2
-    assert {j.state for j in store.all()} == {JobState.COMPLETED}
-
-
 class QuickSync(Worker):
     def perform(self, job: Job) -> int:
         return job.args["n"]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from functools import partial
-from typing import Any, TypeVar, cast
+from collections.abc import Sequence
 
 from kathikon import telemetry
 from kathikon.exceptions import DatabaseUnavailableError
@@ -21,8 +19,6 @@ from kathikon.runtime.storage_calls import StorageCalls
 from kathikon.storage.base import Storage
 
 __all__ = ["Acker", "record"]
-
-T = TypeVar("T")
 
 ACK_DROPPED = ("kathikon", "job", "ack_dropped")
 logger = logging.getLogger("kathikon.runtime")
@@ -95,35 +91,6 @@ class Acker:
             else:
                 await self._write_batch()
 
-    async def write_then(self, fn: Callable[..., T], *args: Any, keep_trying: Callable[[], bool]) -> T:
-        """Write the buffered decisions, then return ``fn(*args)``, in one call on an I/O thread: one hand-off
-        instead of two, and the acks and the dispatcher's next claim back to back on the connection. With
-        nothing buffered, or a batch being written, it is ``calls.call(fn, *args)``."""
-        if not self._buffer or self._writing is not None:
-            return await self.calls.call(fn, *args, keep_trying=keep_trying)
-        loop = asyncio.get_running_loop()
-        both = loop.run_in_executor(self.calls.pool, _record_then, self.storage, self._buffer, fn, args)
-        batch, self._buffer = self._buffer, []
-        self._writing = written = loop.create_future()
-        both.add_done_callback(partial(self._written, batch, written))
-        _, value, error = await asyncio.shield(both)  # a cancelled caller must not lose the acks' outcome
-        if error is None:
-            return cast(T, value)
-        if isinstance(error, DatabaseUnavailableError) and keep_trying():
-            return await self.calls.call(fn, *args, keep_trying=keep_trying)
-        raise error
-
-    def _written(self, batch: list[Decision], written: asyncio.Future[list[bool]],
-                 both: asyncio.Future[tuple[list[bool] | Exception, object, Exception | None]]) -> None:
-        """``write_then``'s call ended: a batch the database refused goes back first in line."""
-        applied = both.result()[0] if not both.cancelled() and both.exception() is None else None
-        if not isinstance(applied, list):
-            self._buffer[:0] = batch
-            self._ready.set()
-            applied = []
-        self._writing = None
-        written.set_result(applied)
-
     async def close(self, timeout: float) -> None:
         """Write everything still buffered (giving up after ``timeout`` seconds) and stop."""
         self._closing = True
@@ -138,9 +105,8 @@ class Acker:
                          "jobs stay executing until the lifeline rescues them", len(self._buffer), timeout)
 
     async def _run(self) -> None:
-        while not (self._closing and not self._buffer and self._writing is None):
+        while not (self._closing and not self._buffer):
             await self._ready.wait()
-            await asyncio.sleep(0)  # one loop turn: a dispatcher woken by the same jobs takes them along
             self._ready.clear()
             await self.flush()
 
@@ -151,17 +117,3 @@ class Acker:
             await self._writing
         finally:
             self._writing = None
-
-
-def _record_then(storage: Storage, batch: list[Decision], fn: Callable[..., T],
-                 args: tuple[Any, ...]) -> tuple[list[bool] | Exception, T | None, Exception | None]:
-    """On an I/O thread: ``record(batch)`` then ``fn(*args)``, each outcome kept apart (neither is retried
-    with the other: an ack written twice would be fenced out and reported as dropped)."""
-    try:
-        applied: list[bool] | Exception = record(storage, batch)
-    except DatabaseUnavailableError as exc:
-        applied = exc
-    try:
-        return applied, fn(*args), None
-    except Exception as exc:
-        return applied, None, exc

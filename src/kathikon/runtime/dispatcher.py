@@ -108,9 +108,8 @@ class Dispatcher:
         free = self.free_slots
         if free == 0:
             return 0
-        # The acks buffered by now are written first, in the same I/O call (see ``Acker.write_then``).
-        jobs = await self.acker.write_then(self.storage.claim, self.queue, free, now, self.node,
-                                           keep_trying=lambda: self._claiming)
+        jobs = await self.calls.call(self.storage.claim, self.queue, free, now, self.node,
+                                     keep_trying=lambda: self._claiming)
         for job in jobs:
             self._launch(job)
         if telemetry.listening(DISPATCHER_POLL):
