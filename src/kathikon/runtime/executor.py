@@ -1,7 +1,9 @@
 """Run one claimed job: resolve its worker, run ``perform``, bound it by the worker's timeout, decide.
 
-``async def perform`` runs as a task on the event loop; ``def perform`` runs in a thread pool so blocking
-jobs of one queue really run in parallel. ``execute`` needs no running Runtime: the test helpers call it.
+``async def perform`` runs on the event loop: awaited in the caller's own task, or as a task of its own when
+the worker has a timeout. ``def perform`` runs in a thread pool so blocking jobs of one queue really run in
+parallel; without a timeout the dispatcher lets the thread decide the outcome too (``perform_in_thread``, see
+``threads``). ``execute`` needs no running Runtime: the test helpers call it.
 
 Stopping an execution (cancel, timeout, shutdown) differs by kind, because Python cannot kill a thread:
   async perform  its task is cancelled (``CancelledError`` is raised at its current ``await``).
