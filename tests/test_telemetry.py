@@ -75,13 +75,13 @@ def test_detach_says_whether_a_handler_was_attached() -> None:
 
 def test_the_default_logger_prints_one_readable_line_per_event(
         k: Kathikon, caplog: pytest.LogCaptureFixture) -> None:
-    telemetry.attach_default_logger()
-    try:
-        with caplog.at_level(logging.INFO, logger="kathikon"):
+    with caplog.at_level(logging.INFO, logger="kathikon"):
+        telemetry.attach_default_logger()
+        try:
             job = k.insert(NoopWorker, {"a": 1}, queue="emails")
             k.cancel(job.id)
-    finally:
-        telemetry.detach(telemetry.DEFAULT_LOGGER_ID)
+        finally:
+            telemetry.detach(telemetry.DEFAULT_LOGGER_ID)
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith(f"job.insert job={job.id} worker=tests.workers:NoopWorker queue=emails")
                for line in lines)
@@ -97,10 +97,23 @@ def test_the_default_logger_prints_one_readable_line_per_event(
 ])
 def test_the_default_logger_picks_the_level_by_the_whole_event(
         event: tuple[str, ...], level: int, caplog: pytest.LogCaptureFixture) -> None:
-    telemetry.attach_default_logger()
-    try:
-        with caplog.at_level(logging.DEBUG, logger="kathikon"):
+    with caplog.at_level(logging.DEBUG, logger="kathikon"):
+        telemetry.attach_default_logger()
+        try:
             telemetry.emit(event, {}, {"queue": "default"})
+        finally:
+            telemetry.detach(telemetry.DEFAULT_LOGGER_ID)
+    assert [r.levelno for r in caplog.records] == [level]
+
+
+def test_the_default_logger_listens_only_to_the_events_its_level_would_print() -> None:
+    kathikon_logger = logging.getLogger("kathikon")
+    previous = kathikon_logger.level
+    kathikon_logger.setLevel(logging.WARNING)
+    try:
+        telemetry.attach_default_logger()
+        assert not telemetry.listening(("kathikon", "job", "stop"))
+        assert telemetry.listening(("kathikon", "job", "discard"))
     finally:
         telemetry.detach(telemetry.DEFAULT_LOGGER_ID)
-    assert [r.levelno for r in caplog.records] == [level]
+        kathikon_logger.setLevel(previous)

@@ -128,10 +128,13 @@ def attach_default_logger(level: int | None = None) -> None:
     """Log one readable line per event to the ``kathikon`` logger (idempotent).
 
     Failures log at WARNING/ERROR, lifecycle events at INFO, chatty ones (start, poll, tick) at DEBUG;
-    ``level`` forces one level for all.
+    ``level`` forces one level for all. Only the events the ``kathikon`` logger would print at the time of
+    the call are attached (an unheard event costs the hot path nothing): call it again after lowering the
+    logger's level.
     """
     detach(DEFAULT_LOGGER_ID)
-    attach(DEFAULT_LOGGER_ID, EVENTS, lambda e, m, md: _log_event(e, m, md, level))
+    wanted = [e for e in EVENTS if logger.isEnabledFor(level if level is not None else _LEVELS.get(e, logging.INFO))]
+    attach(DEFAULT_LOGGER_ID, wanted, lambda e, m, md: _log_event(e, m, md, level))
 
 
 def _log_event(event: Event, measurements: Mapping[str, Any], metadata: Mapping[str, Any],
