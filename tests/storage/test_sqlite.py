@@ -495,6 +495,27 @@ def test_subscribe_sees_a_commit_from_another_connection(storage: SQLiteStorage,
         other.close()
 
 
+def test_subscribe_ignores_this_instances_own_commits(storage: SQLiteStorage, db_path: Path) -> None:
+    changes: list[str | None] = []
+    subscription = storage.subscribe(changes.append)
+    assert subscription is not None
+    other = SQLiteStorage(db_path)
+    try:
+        for _ in range(20):  # claims, acks and inserts of this instance: the busy worker's own writes
+            storage.insert([build()])
+            storage.claim("default", 5, T0, "node-a")
+        time.sleep(0.1)  # several polls: none may report this instance's own commits
+        assert changes == []
+        other.insert([build()])
+        deadline = time.monotonic() + 10
+        while not changes and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert changes == [None]
+    finally:
+        subscription.close()
+        other.close()
+
+
 def test_a_raising_change_callback_does_not_stop_the_subscription(storage: SQLiteStorage,
                                                                   db_path: Path) -> None:
     calls: list[str | None] = []

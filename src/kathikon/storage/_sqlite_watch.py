@@ -1,4 +1,9 @@
-"""Cross-process change detection for SQLite: a thread polling ``PRAGMA data_version``."""
+"""Cross-process change detection for SQLite: a thread polling ``PRAGMA data_version``.
+
+The pragma is read on the storage's own writer connection, where it changes only when *another* connection
+commits (another process, or the application's connection passed as ``insert(conn=…)``): this instance's
+own claims and acks never wake it, so a busy worker is not woken by itself every few milliseconds.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ _log = logging.getLogger("kathikon.storage.sqlite")
 
 
 class ChangeWatcher:
-    """A daemon thread polling ``PRAGMA data_version`` on its own read connection.
+    """A daemon thread polling ``read_version`` (the writer connection's ``PRAGMA data_version``, or None
+    while that connection is busy: the next poll sees the change then).
 
-    The pragma is answered from the connection's shared-memory view of the WAL (no disk I/O) and changes
-    when another connection commits. Polls run every ``interval`` while commits keep coming; after
+    The pragma is answered from the connection's shared-memory view of the WAL (no disk I/O). Polls run
+    every ``interval`` while commits keep coming; after
     ``IDLE_AFTER`` quiet polls the watcher slows to ``IDLE_FACTOR`` × interval, because on a virtual machine
     each wake-up of a sleeping thread costs tens of microseconds and 200 of them a second add up. The first
     commit after a quiet spell is seen within the slow interval, every following one within ``interval``.
@@ -26,10 +32,10 @@ class ChangeWatcher:
     IDLE_AFTER = 200
     IDLE_FACTOR = 10
 
-    def __init__(self, path: str, interval: float, on_change: Callable[[str | None], None],
-                 on_close: Callable[[ChangeWatcher], None]) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._version = self._data_version()
+    def __init__(self, read_version: Callable[[bool], int | None], interval: float,
+                 on_change: Callable[[str | None], None], on_close: Callable[[ChangeWatcher], None]) -> None:
+        self._read_version = read_version
+        self._version = read_version(True)  # the baseline: wait for the connection rather than miss a commit
         self._on_change, self._on_close, self._interval = on_change, on_close, interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kathikon-sqlite-watch", daemon=True)
@@ -43,28 +49,22 @@ class ChangeWatcher:
             self._thread.join()
         self._on_close(self)
 
-    def _data_version(self) -> int:
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
     def _run(self) -> None:
-        try:
-            # time.sleep wakes up for about half the CPU of Event.wait; close() waits one interval at most.
-            quiet = 0
-            while not self._stopped.is_set():
-                slow = quiet >= self.IDLE_AFTER
-                time.sleep(self._interval * self.IDLE_FACTOR if slow else self._interval)
-                quiet = 0 if self._poll() else quiet + 1
-        finally:
-            self._conn.close()
+        # time.sleep wakes up for about half the CPU of Event.wait; close() waits one interval at most.
+        quiet = 0
+        while not self._stopped.is_set():
+            slow = quiet >= self.IDLE_AFTER
+            time.sleep(self._interval * self.IDLE_FACTOR if slow else self._interval)
+            quiet = 0 if self._poll() else quiet + 1
 
     def _poll(self) -> bool:
         """Call on_change if another connection committed since the last poll; True when one did."""
         try:
-            version = self._data_version()
+            version = self._read_version(False)
         except sqlite3.Error:
             _log.warning("kathikon: cannot read the SQLite data_version; retrying", exc_info=True)
             return False
-        if version == self._version:
+        if version is None or version == self._version:
             return False
         self._version = version
         try:

@@ -230,15 +230,25 @@ class SQLiteStorage(Storage):
     # -- wake-ups across processes
 
     def subscribe(self, on_change: Callable[[str | None], None]) -> Subscription | None:
-        """Watch ``PRAGMA data_version`` on a connection of its own: it changes when any other connection
-        (another process, or this instance's writer) commits. None for ``:memory:``, which no other
-        process can see."""
+        """Watch ``PRAGMA data_version`` on the writer connection: it changes when another connection (another
+        process, or an application connection given to ``insert``) commits, never for this instance's own
+        commits. None for ``:memory:``, which no other process can see."""
         if self._memory:
             return None
         self._connection_checked()
-        watcher = ChangeWatcher(self._path, self._poll_interval, on_change, self._watchers.discard)
+        watcher = ChangeWatcher(self._foreign_data_version, self._poll_interval, on_change, self._watchers.discard)
         self._watchers.add(watcher)
         return watcher
+
+    def _foreign_data_version(self, wait: bool) -> int | None:
+        """The writer connection's data_version; None when it is busy and ``wait`` is False."""
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
+            conn = self._conn
+            return None if conn is None else int(conn.execute("PRAGMA data_version").fetchone()[0])
+        finally:
+            self._lock.release()
 
     # -- connection and transactions
 
