@@ -45,7 +45,7 @@ def drop_postgres_test_schemas() -> Iterator[None]:
         import psycopg
         from psycopg import sql
 
-        from kathikon.storage.postgres_config import parse_postgres_url
+        from kathikon.storage._postgres_config import parse_postgres_url
 
         with psycopg.connect(parse_postgres_url(url).conninfo, autocommit=True) as conn:
             rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",

@@ -32,9 +32,9 @@ from tests.workers import NoopWorker
 
 psycopg = pytest.importorskip("psycopg")
 
+from kathikon.storage._postgres_config import parse_postgres_url  # noqa: E402
+from kathikon.storage._postgres_notifier import Listener  # noqa: E402
 from kathikon.storage.postgres import ONE_STATEMENT_MAX, PostgresStorage  # noqa: E402
-from kathikon.storage.postgres_config import parse_postgres_url  # noqa: E402
-from kathikon.storage.postgres_notifier import Listener  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 

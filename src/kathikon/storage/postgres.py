@@ -2,7 +2,7 @@
 
     postgresql://user:secret@host:5432/app?schema=jobs&pool_max=20
 
-psycopg 3 with a ``psycopg_pool.ConnectionPool`` that lives through database restarts (``postgres_pool``).
+psycopg 3 with a ``psycopg_pool.ConnectionPool`` that lives through database restarts (``_postgres_pool``).
 Every Kathikon table lives in the URL's ``schema``; SQL lives in ``sql/postgres/`` (``queries.sql`` and
 versioned ``migrations/``), applied by ``setup`` in one transaction under an advisory lock, so nodes starting
 together never race.
@@ -10,10 +10,10 @@ together never race.
 - ``claim`` is one statement: a CTE picks jobs in claim order ``FOR UPDATE SKIP LOCKED`` and an UPDATE takes
   them, so concurrent claimers on any number of machines never get the same job and never wait for each other.
 - ``ack`` applies a whole batch in one fenced UPDATE; ``insert``, ``stage``, ``rescue`` and release acks send
-  ``pg_notify`` in the same transaction, which ``subscribe`` turns into wake-ups (see ``postgres_notifier``).
+  ``pg_notify`` in the same transaction, which ``subscribe`` turns into wake-ups (see ``_postgres_notifier``).
 - ``insert(jobs, conn=…)`` and ``insert_async(jobs, conn=…)`` write on the caller's psycopg connection inside
   its transaction, so the jobs commit or roll back with the application's own rows.
-- Driver errors are raised as Kathikon errors (see ``postgres_rows.mapped_errors``).
+- Driver errors are raised as Kathikon errors (see ``_postgres_rows.mapped_errors``).
 """
 
 from __future__ import annotations
@@ -36,11 +36,10 @@ from psycopg.rows import DictRow, dict_row
 
 from kathikon.exceptions import StorageError
 from kathikon.job import Job, JobState
-from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
-from kathikon.storage.postgres_config import PostgresSettings, parse_postgres_url
-from kathikon.storage.postgres_notifier import Listener, channel_name
-from kathikon.storage.postgres_pool import Connections
-from kathikon.storage.postgres_rows import (
+from kathikon.storage._postgres_config import PostgresSettings, parse_postgres_url
+from kathikon.storage._postgres_notifier import Listener, channel_name
+from kathikon.storage._postgres_pool import Connections
+from kathikon.storage._postgres_rows import (
     ack_records,
     claim_order,
     copy_rows,
@@ -51,7 +50,8 @@ from kathikon.storage.postgres_rows import (
     node_params,
     stored_jobs,
 )
-from kathikon.storage.postgres_schema import SchemaSql
+from kathikon.storage._postgres_schema import SchemaSql
+from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
 
 __all__ = ["PostgresStorage"]
 

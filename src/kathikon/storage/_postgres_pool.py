@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 import psycopg
 import psycopg_pool
 
-from kathikon.storage.postgres_config import PostgresSettings
+from kathikon.storage._postgres_config import PostgresSettings
 
 __all__ = ["Connections"]
 
