@@ -711,3 +711,17 @@ def test_reset_deletes_every_job_node_and_lease(storage: Storage) -> None:
     assert storage.all() == []
     assert storage.nodes() == []
     assert storage.acquire_lease("leader", "node-b", at(1), 30) is True
+
+
+@pytest.mark.parametrize("limit", [-1, 2.5, "10", True])
+def test_a_bad_limit_is_refused_naming_it_on_every_batch_operation(storage: Storage, limit: object) -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    calls = [
+        lambda: storage.claim("default", limit, now, "node-a"),  # type: ignore[arg-type]
+        lambda: storage.stage(now, limit),  # type: ignore[arg-type]
+        lambda: storage.prune(now, limit),  # type: ignore[arg-type]
+        lambda: storage.all(limit=limit),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises((TypeError, ValueError), match="limit must be"):
+            call()

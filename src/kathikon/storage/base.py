@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from kathikon.exceptions import InvalidStateError, JobExecutingError, JobNotFoundError
 from kathikon.job import Job, JobState
 
-__all__ = ["Ack", "NodeRecord", "Storage", "Subscription", "TERMINAL_STATES", "check_cancellable"]
+__all__ = ["Ack", "NodeRecord", "Storage", "Subscription", "TERMINAL_STATES", "check_cancellable", "check_limit"]
 
 TERMINAL_STATES = (JobState.COMPLETED, JobState.DISCARDED, JobState.CANCELLED)
 
@@ -46,6 +46,15 @@ def check_cancellable(job_id: str, state: JobState | str | None, *, running: boo
         raise InvalidStateError(job_id, state)
     if state == JobState.EXECUTING and not running:
         raise JobExecutingError(job_id)
+
+
+def check_limit(limit: object) -> int:
+    """A batch limit as every backend accepts it: an integer >= 0."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an integer, got {type(limit).__name__} {limit!r}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit!r}")
+    return limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from kathikon._clock import utcnow
 from kathikon.job import Job, JobState
 from kathikon.storage._stored import stored_form
-from kathikon.storage.base import Ack, NodeRecord, Storage, check_cancellable
+from kathikon.storage.base import Ack, NodeRecord, Storage, check_cancellable, check_limit
 
 __all__ = ["MemoryStorage"]
 
@@ -74,6 +74,7 @@ class MemoryStorage(Storage):
 
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
+        limit = None if limit is None else check_limit(limit)
         with self._lock:
             jobs = [j for _, j in sorted(self._jobs.items())
                     if (queue is None or j.queue == queue) and (state is None or j.state == state)]
@@ -106,6 +107,7 @@ class MemoryStorage(Storage):
     # -- execution path
 
     def claim(self, queue: str, limit: int, now: datetime, owner: str) -> list[Job]:
+        check_limit(limit)
         with self._lock:
             ready = [j for j in self._jobs.values()
                      if j.queue == queue and j.state == JobState.AVAILABLE and _due(j, now)]
@@ -143,6 +145,7 @@ class MemoryStorage(Storage):
         return True
 
     def stage(self, now: datetime, limit: int) -> dict[str, int]:
+        check_limit(limit)
         moved: dict[str, int] = {}
         with self._lock:
             due = sorted((j for j in self._jobs.values()
@@ -154,6 +157,7 @@ class MemoryStorage(Storage):
         return moved
 
     def prune(self, before: datetime, limit: int) -> list[Job]:
+        check_limit(limit)
         with self._lock:
             old = sorted((j for j in self._jobs.values() if _finished_before(j, before)), key=lambda j: j.id)
             for job in old[:limit]:

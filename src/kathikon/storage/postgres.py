@@ -51,7 +51,7 @@ from kathikon.storage._postgres_rows import (
     stored_jobs,
 )
 from kathikon.storage._postgres_schema import SchemaSql
-from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
+from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable, check_limit
 
 __all__ = ["PostgresStorage"]
 
@@ -161,7 +161,7 @@ class PostgresStorage(Storage):
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
         params = {"queue": queue, "state": None if state is None else JobState(state).value,
-                  "limit": None if limit is None else _check_limit(limit)}
+                  "limit": None if limit is None else check_limit(limit)}
         with self._cursor("all") as cur:
             cur.execute(self._q["all"], params)
             return [job_from_row(row) for row in cur.fetchall()]
@@ -191,7 +191,7 @@ class PostgresStorage(Storage):
     # -- the execution path ----------------------------------------------------------------------------
 
     def claim(self, queue: str, limit: int, now: datetime, owner: str) -> list[Job]:
-        if _check_limit(limit) == 0:
+        if check_limit(limit) == 0:
             return []
         with self._cursor("claim", autocommit=True) as cur:
             cur.execute(self._q["claim"], {"queue": queue, "limit": limit, "now": now, "owner": owner})
@@ -209,7 +209,7 @@ class PostgresStorage(Storage):
         return [n in applied for n in range(len(acks))]
 
     def stage(self, now: datetime, limit: int) -> dict[str, int]:
-        if _check_limit(limit) == 0:
+        if check_limit(limit) == 0:
             return {}
         with self._cursor("stage") as cur:
             cur.execute(self._q["stage"], {"now": now, "limit": limit})
@@ -218,7 +218,7 @@ class PostgresStorage(Storage):
         return moved
 
     def prune(self, before: datetime, limit: int) -> list[Job]:
-        if _check_limit(limit) == 0:
+        if check_limit(limit) == 0:
             return []
         with self._cursor("prune") as cur:
             cur.execute(self._q["prune"], {"before": before, "limit": limit})
@@ -303,14 +303,6 @@ class PostgresStorage(Storage):
         connection = self._connections.autocommit() if autocommit else self._connections.transaction()
         with mapped_errors(action), connection as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
-
-
-def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an integer, got {type(limit).__name__} {limit!r}")
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit!r}")
-    return limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from kathikon.storage._sqlite_rows import (
 )
 from kathikon.storage._sqlite_watch import ChangeWatcher
 from kathikon.storage._stored import stored_form
-from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable
+from kathikon.storage.base import Ack, NodeRecord, Storage, Subscription, check_cancellable, check_limit
 
 __all__ = ["SQLiteStorage"]
 
@@ -132,7 +132,7 @@ class SQLiteStorage(Storage):
     def all(self, *, queue: str | None = None, state: JobState | None = None,
             limit: int | None = None) -> list[Job]:
         params = {"queue": queue, "state": None if state is None else JobState(state).value,
-                  "limit": -1 if limit is None else _check_limit(limit)}
+                  "limit": -1 if limit is None else check_limit(limit)}
         return [decode_job(row) for row in self._select(_Q["all_jobs"], params)]
 
     def counts(self) -> dict[tuple[str, JobState], int]:
@@ -157,7 +157,7 @@ class SQLiteStorage(Storage):
     # -- execution path
 
     def claim(self, queue: str, limit: int, now: datetime, owner: str) -> list[Job]:
-        params = {"queue": queue, "limit": _check_limit(limit), "now": encode_time(now, "now"), "owner": owner}
+        params = {"queue": queue, "limit": check_limit(limit), "now": encode_time(now, "now"), "owner": owner}
         with self._write() as conn:
             rows = conn.execute(_Q["claim_jobs"], params).fetchall()
         rows.sort(key=lambda row: (-row["priority"], row["available_at"], row["id"]))
@@ -169,7 +169,7 @@ class SQLiteStorage(Storage):
             return [conn.execute(_Q["ack_job"], p).rowcount == 1 for p in params]
 
     def stage(self, now: datetime, limit: int) -> dict[str, int]:
-        params = {"now": encode_time(now, "now"), "limit": _check_limit(limit)}
+        params = {"now": encode_time(now, "now"), "limit": check_limit(limit)}
         with self._write() as conn:
             rows = conn.execute(_Q["stage_jobs"], params).fetchall()
         moved: dict[str, int] = {}
@@ -178,7 +178,7 @@ class SQLiteStorage(Storage):
         return moved
 
     def prune(self, before: datetime, limit: int) -> list[Job]:
-        params = {"before": encode_time(before, "before"), "limit": _check_limit(limit)}
+        params = {"before": encode_time(before, "before"), "limit": check_limit(limit)}
         with self._write() as conn:
             rows = conn.execute(_Q["prune_jobs"], params).fetchall()
         return sorted((decode_job(row) for row in rows), key=lambda j: j.id)
@@ -361,9 +361,3 @@ def _duplicate_message(conn: sqlite3.Connection, ids: list[str], exc: sqlite3.In
     return f"the jobs could not be stored ({exc}); nothing was stored"
 
 
-def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an integer, got {type(limit).__name__} {limit!r}")
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit!r}")
-    return limit
