@@ -15,12 +15,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import report
+from bench import peer_venv, report
 
 ROOT = Path(__file__).resolve().parent.parent
 Row = dict[str, Any]
@@ -46,7 +46,11 @@ class Options:
 
 @dataclass(frozen=True)
 class Spec:
-    """One system under test: its measurement module, where it runs and what it needs installed."""
+    """One system under test: its measurement module, where it runs and what it needs installed.
+
+    ``python`` is the interpreter its subprocesses run under: this one ("") unless the peer lives in its own
+    virtualenv (``own_venv``, see bench/peer_venv.py), whose interpreter is filled in when it is available.
+    """
 
     name: str
     label: str
@@ -54,6 +58,8 @@ class Spec:
     backends: tuple[str, ...]
     variants: tuple[str, ...]
     requires: tuple[str, ...]
+    own_venv: bool = False
+    python: str = ""
 
 
 SPECS = (
@@ -68,7 +74,8 @@ SPECS = (
         "bench.peers.oban_bench",
         ("postgres",),
         ("sync", "async"),
-        ("oban", "bench.peers.oban_bench"),
+        (),
+        own_venv=True,
     ),
 )
 
@@ -136,12 +143,26 @@ def _backend_ready(backend: str, opts: Options, results: Results) -> bool:
     return True
 
 
-def _available(spec: Spec, results: Results) -> bool:
+def _available(spec: Spec, results: Results) -> Spec | None:
+    """The spec ready to run (with its own interpreter filled in), or None with a note saying why not."""
+    if spec.own_venv:
+        return _in_own_venv(spec, results)
     missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
     if missing:
-        why = "it needs Python ≥ 3.12" if spec.name == "oban" and sys.version_info < (3, 12) else "not installed"
-        results.notes.append(f"{spec.label} skipped: {', '.join(missing)} cannot be imported ({why})")
-    return not missing
+        results.notes.append(f"{spec.label} skipped: {', '.join(missing)} cannot be imported (not installed)")
+        return None
+    return spec
+
+
+def _in_own_venv(spec: Spec, results: Results) -> Spec | None:
+    peer = peer_venv.oban_python()
+    if not peer.python:
+        results.notes.append(f"{spec.label} not measured: {peer.problem}")
+        return None
+    note = f"{spec.label} {peer_venv.dist_version(peer.python, 'oban')} ran under Python {peer.version} ({peer.python})"
+    if note not in results.notes:
+        results.notes.append(note)
+    return replace(spec, python=peer.python)
 
 
 # -- the main table ---------------------------------------------------------------------------------------
@@ -150,8 +171,10 @@ def _available(spec: Spec, results: Results) -> bool:
 def measure_backend(backend: str, opts: Options, results: Results) -> list[Row]:
     rows: list[Row] = []
     for spec in SPECS:
-        if spec.name in opts.systems and backend in spec.backends and _available(spec, results):
-            rows.extend(measure_system(spec, backend, opts, results))
+        if spec.name in opts.systems and backend in spec.backends:
+            ready = _available(spec, results)
+            if ready is not None:
+                rows.extend(measure_system(ready, backend, opts, results))
     return rows
 
 
@@ -188,9 +211,9 @@ def _attempt(results: Results, spec: Spec, backend: str, what: str, action: Call
 def _measure_inserts(spec: Spec, backend: str, opts: Options) -> Row:
     single = min(opts.jobs, 1000)
     with fresh_db(backend, opts.pg_url) as db:
-        row = measure(spec.module, "insert-single", db, count=single)
+        row = measure(spec.module, "insert-single", db, python=spec.python, count=single)
     with fresh_db(backend, opts.pg_url) as db:
-        row.update(measure(spec.module, "insert-bulk", db, count=opts.jobs, batch=1000))
+        row.update(measure(spec.module, "insert-bulk", db, python=spec.python, count=opts.jobs, batch=1000))
     return row
 
 
@@ -199,8 +222,8 @@ def _measure_process(spec: Spec, backend: str, variant: str, opts: Options) -> R
     runs = []
     for _ in range(opts.repeat):
         with fresh_db(backend, opts.pg_url) as db:
-            measure(spec.module, "seed", db, variant=variant, count=opts.jobs, batch=1000)
-            runs.append(measure(spec.module, "process", db, variant=variant, count=opts.jobs))
+            measure(spec.module, "seed", db, python=spec.python, variant=variant, count=opts.jobs, batch=1000)
+            runs.append(measure(spec.module, "process", db, python=spec.python, variant=variant, count=opts.jobs))
     return {
         "process_per_s": statistics.median(r["process_per_s"] for r in runs),
         "rss_mb": max(r["rss_mb"] for r in runs),
@@ -209,7 +232,7 @@ def _measure_process(spec: Spec, backend: str, variant: str, opts: Options) -> R
 
 def _measure_local(spec: Spec, backend: str, variant: str, opts: Options) -> Row:
     with fresh_db(backend, opts.pg_url) as db:
-        r = measure(spec.module, "latency-local", db, variant=variant, probes=opts.probes)
+        r = measure(spec.module, "latency-local", db, python=spec.python, variant=variant, probes=opts.probes)
     return {"local_p50": r["p50_ms"], "local_p99": r["p99_ms"]}
 
 
@@ -217,10 +240,11 @@ def _measure_remote(spec: Spec, backend: str, variant: str, opts: Options) -> Ro
     with (
         fresh_db(backend, opts.pg_url) as db,
         tempfile.TemporaryDirectory() as tmp,
-        worker_process(spec.module, db, variant) as worker,
+        worker_process(spec.module, db, variant, python=spec.python) as worker,
     ):
+        out = str(Path(tmp) / "latencies.txt")
         r = measure(
-            spec.module, "latency-remote", db, variant=variant, probes=opts.probes, out=str(Path(tmp) / "latencies.txt")
+            spec.module, "latency-remote", db, python=spec.python, variant=variant, probes=opts.probes, out=out
         )
         row: Row = {"remote_p50": r["p50_ms"], "remote_p99": r["p99_ms"]}
         if variant == spec.variants[0]:
@@ -272,9 +296,12 @@ def measure_processes(opts: Options, results: Results, backend: str) -> Row:
 # -- plumbing ---------------------------------------------------------------------------------------------
 
 
-def measure(module: str, command: str, db: str, *, variant: str = "sync", timeout: float = 600, **flags: Any) -> Row:
-    """Run one measurement subprocess and return its RESULT."""
-    argv = [sys.executable, "-m", module, command, "--db", db, "--variant", variant, "--timeout", str(timeout)]
+def measure(
+    module: str, command: str, db: str, *, python: str = "", variant: str = "sync", timeout: float = 600, **flags: Any
+) -> Row:
+    """Run one measurement subprocess (under ``python``, default this interpreter) and return its RESULT."""
+    argv = [python or sys.executable, "-m", module, command, "--db", db, "--variant", variant]
+    argv += ["--timeout", str(timeout)]
     for name, value in flags.items():
         argv += [f"--{name}", str(value)]
     proc = subprocess.run(
@@ -288,11 +315,13 @@ def measure(module: str, command: str, db: str, *, variant: str = "sync", timeou
 
 
 @contextlib.contextmanager
-def worker_process(module: str, db: str, variant: str, ready_timeout: float = 60) -> Iterator[subprocess.Popen[str]]:
-    """A worker in its own process, from READY until SIGTERM."""
+def worker_process(
+    module: str, db: str, variant: str, *, python: str = "", ready_timeout: float = 60
+) -> Iterator[subprocess.Popen[str]]:
+    """A worker in its own process (under ``python``, default this interpreter), from READY until SIGTERM."""
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, "worker", "--db", db, "--variant", variant],
+            [python or sys.executable, "-m", module, "worker", "--db", db, "--variant", variant],
             cwd=ROOT,
             env=subprocess_env(),
             stdout=subprocess.PIPE,
