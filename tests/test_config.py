@@ -51,12 +51,23 @@ def test_queues_accept_a_concurrency_or_a_mapping_with_concurrency() -> None:
     assert c.concurrency("not-configured") == 10
 
 
+def test_a_queue_claims_ahead_up_to_ten_jobs_per_slot_unless_prefetch_says_otherwise() -> None:
+    c = Config(queues={"default": 3, "reports": {"concurrency": 2, "prefetch": 0}, "bulk": {"prefetch": 50}})
+    assert c.prefetch("default") == 30
+    assert c.prefetch("reports") == 0
+    assert (c.concurrency("bulk"), c.prefetch("bulk")) == (10, 50)
+    assert c.prefetch("not-configured") == 100
+    assert Config(queues={"a": QueueConfig(4, prefetch=1)}).queues["a"] == QueueConfig(4, prefetch=1)
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [
         ({"queues": {"default": 0}}, "queues['default'] concurrency must be between 1 and 10000, got 0"),
         ({"queues": {"default": "ten"}}, "queues['default'] concurrency must be an integer, got 'ten'"),
         ({"queues": {"emails": {"concurency": 5}}}, "queues['emails']: unknown key 'concurency'"),
+        ({"queues": {"emails": {"prefetch": -1}}}, "queues['emails'] prefetch must be between 0 and 10000, got -1"),
+        ({"queues": {"emails": {"prefetch": 2.5}}}, "queues['emails'] prefetch must be an integer, got 2.5"),
         ({"queues": {"bad name!": 1}}, "queue name must be 1-128 characters"),
         ({"queues": [1, 2]}, "queues must be a mapping"),
         ({"queues": "default"}, "'default' must look like 'name=concurrency'"),

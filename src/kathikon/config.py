@@ -22,13 +22,24 @@ __all__ = ["DEFAULT_DATABASE", "Config", "QueueConfig", "masked_url", "parse_que
 DEFAULT_DATABASE = "sqlite:///kathikon.db"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 ENV_PREFIX = "KATHIKON_"
+# Default claim-ahead cap per slot of a queue; the dispatcher holds fewer unless jobs are very short.
+PREFETCH_PER_SLOT = 10
 
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """How one queue runs on this node. Given as ``{"emails": 5}`` or ``{"emails": {"concurrency": 5}}``."""
+    """How one queue runs on this node. Given as ``{"emails": 5}`` or ``{"emails": {"concurrency": 5}}``.
+
+    ``prefetch``: at most how many jobs beyond the free slots the dispatcher may claim ahead while this
+    queue's jobs run short (see ``kathikon.runtime.dispatcher``); None means 10 × ``concurrency``, 0 never.
+    """
 
     concurrency: int = 10
+    prefetch: int | None = None
+
+    @property
+    def claim_ahead(self) -> int:
+        return PREFETCH_PER_SLOT * self.concurrency if self.prefetch is None else self.prefetch
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,10 @@ class Config:
         qc = self.queues.get(queue)
         return qc.concurrency if qc else QueueConfig().concurrency
 
+    def prefetch(self, queue: str) -> int:
+        """How many jobs ``queue`` may claim ahead of its free slots (see ``QueueConfig``)."""
+        return self.queues.get(queue, QueueConfig()).claim_ahead
+
 
 def parse_queues(value: object) -> dict[str, QueueConfig]:
     """Normalize queue config: a mapping name -> concurrency | {"concurrency": n}, or "a=10,b=5"."""
@@ -140,18 +155,25 @@ def masked_url(url: str) -> str:
 
 
 def _queue_config(name: str, spec: object) -> QueueConfig:
-    if isinstance(spec, Mapping):
-        unknown = sorted(set(spec) - {"concurrency"})
-        if unknown:
-            raise ConfigError(f"queues[{name!r}]: unknown key {unknown[0]!r} (known: 'concurrency')")
-        spec = spec.get("concurrency", QueueConfig().concurrency)
+    concurrency: object = spec
+    prefetch: object = None
     if isinstance(spec, QueueConfig):
-        spec = spec.concurrency
-    if isinstance(spec, bool) or not isinstance(spec, int):
-        raise ConfigError(f"queues[{name!r}] concurrency must be an integer, got {spec!r}")
-    if not 1 <= spec <= 10_000:
-        raise ConfigError(f"queues[{name!r}] concurrency must be between 1 and 10000, got {spec!r}")
-    return QueueConfig(concurrency=spec)
+        concurrency, prefetch = spec.concurrency, spec.prefetch
+    elif isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - {"concurrency", "prefetch"})
+        if unknown:
+            raise ConfigError(f"queues[{name!r}]: unknown key {unknown[0]!r} (known: 'concurrency', 'prefetch')")
+        concurrency, prefetch = spec.get("concurrency", QueueConfig().concurrency), spec.get("prefetch")
+    return QueueConfig(concurrency=_queue_number(name, "concurrency", concurrency, 1),
+                       prefetch=None if prefetch is None else _queue_number(name, "prefetch", prefetch, 0))
+
+
+def _queue_number(queue: str, key: str, value: object, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"queues[{queue!r}] {key} must be an integer, got {value!r}")
+    if not least <= value <= 10_000:
+        raise ConfigError(f"queues[{queue!r}] {key} must be between {least} and 10000, got {value!r}")
+    return value
 
 
 def _parse_queue_string(text: str) -> dict[str, int]:

@@ -73,7 +73,7 @@ def test_a_tick_claims_up_to_the_free_slots_by_priority_and_runs_them(store: Sto
     states = {job.id: job.state for job in store.all()}
     assert [states[j.id] for j in (*high, *low)] == [JobState.COMPLETED] * 3 + [JobState.AVAILABLE]
     [(_, measurements, metadata)] = events.named("dispatcher.poll")
-    assert measurements == {"claimed": 3, "free_slots": 3}
+    assert measurements == {"claimed": 3, "free_slots": 3, "requested": 3}
     assert metadata == {"queue": "default", "node": OWNER}
     assert len(events.named("job.start")) == len(events.named("job.stop")) == 3
 

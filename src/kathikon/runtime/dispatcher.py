@@ -3,6 +3,16 @@
 It claims again at once while slots are free and jobs keep coming; otherwise it sleeps until woken (an insert
 in this process, the scheduler, another process's commit seen by ``storage.subscribe``, a finished job) or
 for at most ``poll_interval`` seconds.
+
+Claiming ahead: the dispatcher also claims jobs beyond its free slots and holds them in ``ready``, starting
+each the moment a slot frees, so a short job never waits for a claim round trip and claims come in larger
+batches (fewer transactions per job). It holds only as many as its slots will start within ``HOLD_TARGET``
+seconds at the queue's mean run time, and at most ``prefetch``: with short jobs it holds up to
+``prefetch``, with jobs of ``HOLD_TARGET`` or longer none, so a node never sits on jobs another node could
+start now. Should jobs turn slow while some are held, those held longer than ``HOLD_LIMIT`` are given back
+to ``available`` (the attempt not counted). Held jobs are ``executing`` in storage and owned by this node: a
+crash leaves them to the Lifeline like running ones; a graceful stop gives them back at once; a cancel drops
+them.
 """
 
 from __future__ import annotations
@@ -10,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +41,13 @@ from kathikon.worker import Worker
 __all__ = ["Dispatcher", "RecentCancels", "RunningJob"]
 
 DISPATCHER_POLL = ("kathikon", "dispatcher", "poll")
+# How long, on average, a job claimed ahead may wait here before it starts (seconds): about a claim round
+# trip, so that holding it costs no other node anything it would have noticed.
+HOLD_TARGET = 0.01
+# Held jobs that waited this long (seconds) are given back: the queue's jobs have turned slow.
+HOLD_LIMIT = 0.5
+# Weight of the latest job in the mean run time (an exponential moving average).
+RUN_TIME_WEIGHT = 0.1
 logger = logging.getLogger("kathikon.runtime")
 
 
@@ -39,6 +57,7 @@ class RunningJob:
     given back at shutdown (its own outcome is then ignored)."""
 
     job: Job
+    started: float = field(default_factory=time.monotonic)
     control: Control = field(default_factory=Control)
     task: asyncio.Task[None] | None = None
     acked: bool = False
@@ -66,10 +85,11 @@ class Dispatcher:
     """Claims and runs the jobs of one queue, at most ``concurrency`` at a time."""
 
     def __init__(self, queue: str, concurrency: int, *, storage: Storage, calls: StorageCalls, acker: Acker,
-                 node: str, pool: Executor | None = None, poll_interval: float = 0.2,
+                 node: str, pool: Executor | None = None, poll_interval: float = 0.2, prefetch: int = 0,
                  recent_cancels: RecentCancels | None = None) -> None:
         self.queue = queue
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.storage = storage
         self.calls = calls
         self.acker = acker
@@ -77,6 +97,9 @@ class Dispatcher:
         self.pool = pool
         self.poll_interval = poll_interval
         self.running: dict[str, RunningJob] = {}
+        # Jobs claimed ahead with their claim time (monotonic), started as slots free (see the module docstring).
+        self.ready: deque[tuple[float, Job]] = deque()
+        self._mean_run = float("inf")  # seconds a job of this queue runs, on average; unknown at first
         self.recent_cancels = recent_cancels if recent_cancels is not None else RecentCancels()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever ``running`` becomes empty
@@ -88,6 +111,22 @@ class Dispatcher:
     @property
     def free_slots(self) -> int:
         return max(0, self.concurrency - len(self.running))
+
+    @property
+    def ahead(self) -> int:
+        """How many claimed jobs to hold beyond the free slots now: those the slots start within
+        ``HOLD_TARGET`` at the mean run time, at most ``prefetch`` (none until a job has ended)."""
+        if self._mean_run <= 0:
+            return self.prefetch
+        return min(self.prefetch, int(HOLD_TARGET * self.concurrency / self._mean_run))
+
+    def wanted(self) -> int:
+        """How many jobs the next claim asks for."""
+        return max(0, self.free_slots + self.ahead - len(self.ready))
+
+    def held_ids(self) -> list[str]:
+        """Ids of the jobs this dispatcher runs or holds claimed (copies: safe to read from another thread)."""
+        return [*list(self.running), *(job.id for _, job in list(self.ready))]
 
     def start(self) -> None:
         self._claiming = True
@@ -104,33 +143,39 @@ class Dispatcher:
         self.wake()
 
     async def tick(self, now: datetime) -> int:
-        """Claim up to the free slots at ``now`` and start running what was claimed; returns the count."""
-        free = self.free_slots
-        if free == 0:
+        """Claim what the queue wants at ``now`` (free slots, plus ``ahead``) and start what fits; returns the
+        count claimed."""
+        free, wanted = self.free_slots, self.wanted()
+        if wanted == 0:
             return 0
-        jobs = await self.calls.call(self.storage.claim, self.queue, free, now, self.node,
+        jobs = await self.calls.call(self.storage.claim, self.queue, wanted, now, self.node,
                                      keep_trying=lambda: self._claiming)
-        for job in jobs:
-            self._launch(job)
+        claimed_at = time.monotonic()
+        self.ready.extend((claimed_at, job) for job in jobs)
+        self._launch_ready()
         if telemetry.listening(DISPATCHER_POLL):
-            telemetry.emit(DISPATCHER_POLL, {"claimed": len(jobs), "free_slots": free},
+            telemetry.emit(DISPATCHER_POLL, {"claimed": len(jobs), "free_slots": free, "requested": wanted},
                            {"queue": self.queue, "node": self.node})
         return len(jobs)
 
     def cancel_job(self, job_id: str) -> bool:
-        """Stop the job if it runs here (async: task cancelled; sync: cancel flag set)."""
+        """Stop the job if it runs here (async: task cancelled; sync: cancel flag set) or drop it if held."""
         running = self.running.get(job_id)
         if running is None:
-            return False
+            return self._drop_ready(job_id)
         running.control.cancel()
         return True
 
     async def stop_claiming(self) -> None:
-        """Stop claiming; a claim already in flight completes and its jobs run."""
+        """Stop claiming and give back the jobs held ahead; a claim already in flight completes and what it
+        claimed runs or is given back likewise."""
         self._claiming = False
         self.wake()
         if self._task is not None:
             await self._task
+        released = self._release_ready(utcnow())
+        if released:
+            logger.debug("gave back %d job(s) claimed ahead on queue %r", len(released), self.queue)
 
     async def drain(self) -> None:
         """Wait until no job of this dispatcher runs any more."""
@@ -140,7 +185,7 @@ class Dispatcher:
 
     def release_unfinished(self, now: datetime) -> list[Job]:
         """Give back every job still running (shutdown): ack it ``available`` and stop its execution."""
-        released = []
+        released = self._release_ready(now)
         for running in list(self.running.values()):
             if not running.acked:
                 running.released = True
@@ -158,6 +203,31 @@ class Dispatcher:
     def abandoned(self) -> int:
         """Sync performs whose thread still runs although this node no longer waits for them."""
         return sum(1 for control in self._abandoned if control.thread_running)
+
+    def _release_ready(self, now: datetime) -> list[Job]:
+        released = [job for _, job in self.ready]
+        self.ready.clear()
+        for job in released:
+            self.acker.submit(release(job, now=now, owner=self.node))
+        return released
+
+    def _release_stale_ready(self) -> None:
+        """Give back the held jobs once the oldest has waited ``HOLD_LIMIT``: jobs have turned slow."""
+        if self.ready and time.monotonic() - self.ready[0][0] > HOLD_LIMIT:
+            released = self._release_ready(utcnow())
+            logger.debug("gave back %d job(s) held ahead too long on queue %r", len(released), self.queue)
+
+    def _drop_ready(self, job_id: str) -> bool:
+        for held in self.ready:
+            if held[1].id == job_id:
+                self.ready.remove(held)
+                return True
+        return False
+
+    def _launch_ready(self) -> None:
+        """Start held jobs while slots are free (claim order)."""
+        while self.ready and len(self.running) < self.concurrency:
+            self._launch(self.ready.popleft()[1])
 
     def _launch(self, job: Job) -> None:
         if job.id in self.recent_cancels:
@@ -194,9 +264,20 @@ class Dispatcher:
     def _forget(self, running: RunningJob) -> None:
         if self.running.get(running.job.id) is running:
             del self.running[running.job.id]
+            self._note_run_time(time.monotonic() - running.started)
+            self._launch_ready()
             if not self.running:
                 self._idle.set()
-        self.wake()
+        if self._needs_claim():
+            self.wake()
+
+    def _note_run_time(self, seconds: float) -> None:
+        mean = self._mean_run
+        self._mean_run = seconds if mean == float("inf") else mean + RUN_TIME_WEIGHT * (seconds - mean)
+
+    def _needs_claim(self) -> bool:
+        """Slots would go idle, or the jobs held ahead are down to half: claiming now keeps batches large."""
+        return self.wanted() > 0 and len(self.ready) <= self.ahead // 2
 
     async def _run_job(self, running: RunningJob, worker: Worker) -> None:
         try:
@@ -214,9 +295,10 @@ class Dispatcher:
     async def _run(self) -> None:
         while self._claiming:
             self._wake.clear()
-            free = self.free_slots
+            self._release_stale_ready()
+            wanted = self.wanted()
             claimed = await self._claim_safely()
-            if free and claimed == free and self.free_slots:
+            if wanted and claimed == wanted and self._needs_claim():
                 continue  # the queue may hold more: claim again without waiting
             await self._sleep()
 

@@ -269,7 +269,8 @@ class Runtime:
             return dispatcher
         dispatcher = Dispatcher(queue, concurrency or self.config.concurrency(queue), storage=self.storage,
                                 calls=self._calls, acker=self._acker, node=self.node, pool=self._job_pool,
-                                poll_interval=self.config.poll_interval, recent_cancels=self._recent_cancels)
+                                poll_interval=self.config.poll_interval, prefetch=self.config.prefetch(queue),
+                                recent_cancels=self._recent_cancels)
         self._dispatchers[queue] = dispatcher
         dispatcher.start()
         return dispatcher
@@ -287,7 +288,7 @@ class Runtime:
 
     def _executing_ids(self) -> list[str]:
         """The ids of the jobs running here (read from the coordinator's I/O thread: copies, no await)."""
-        return [job_id for d in list(self._dispatchers.values()) for job_id in list(d.running)]
+        return [job_id for d in list(self._dispatchers.values()) for job_id in d.held_ids()]
 
     def _cancel_local(self, job_id: str) -> None:
         if not any(d.cancel_job(job_id) for d in self._dispatchers.values()):
