@@ -163,3 +163,45 @@ def test_a_job_is_claimable_exactly_when_its_state_allows_and_it_is_due(state: J
     job = Job.build(NoopWorker, {}, now=NOW).with_changes(state=state, available_at=NOW + timedelta(seconds=offset))
     expected = state in (JobState.AVAILABLE, JobState.RETRYABLE) and offset == 0
     assert job.claimable(NOW) == expected
+
+
+def test_assemble_job_sets_every_field_as_the_constructor_does() -> None:
+    from dataclasses import fields
+
+    from kathikon.job import assemble_job
+
+    values = {
+        "id": "j1", "queue": "q", "worker": "m:W", "args": {"a": 1}, "state": JobState.RETRYABLE, "priority": 3,
+        "max_attempts": 7, "attempts": 2, "scheduled_at": NOW, "available_at": NOW + timedelta(seconds=1),
+        "inserted_at": NOW - timedelta(seconds=1), "started_at": NOW + timedelta(seconds=2),
+        "completed_at": NOW + timedelta(seconds=3), "cancelled_at": NOW + timedelta(seconds=4),
+        "errors": [{"e": 1}], "meta": {"m": 2}, "tags": ["t"], "attempted_by": "node",
+        "defaulted": frozenset({"max_attempts"}),
+    }
+    assert [f.name for f in fields(Job)] == list(values)  # every field, in declaration order
+
+    assembled = assemble_job(Job, *values.values())
+
+    expected = Job(**values)
+    assert assembled == expected
+    assert [getattr(assembled, name) for name in values] == [getattr(expected, name) for name in values]
+
+
+def test_a_bad_queue_name_is_refused_even_after_good_ones_were_accepted() -> None:
+    EmailWorker.new({}, queue="mail-1")
+    EmailWorker.new({}, queue="mail-1")
+
+    with pytest.raises(ValueError, match=r"queue must be .* got '-bad'"):
+        EmailWorker.new({}, queue="-bad")
+    with pytest.raises(TypeError, match="queue must be a string, got int 5"):
+        EmailWorker.new({}, queue=5)  # type: ignore[arg-type]
+
+
+def test_class_defaults_changed_after_a_first_build_apply_to_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    EmailWorker.new({})
+    monkeypatch.setattr(EmailWorker, "queue", "later")
+    monkeypatch.setattr(EmailWorker, "priority", 9)
+
+    job = EmailWorker.new({})
+
+    assert (job.queue, job.priority) == ("later", 9)

@@ -6,6 +6,7 @@ import importlib
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -106,23 +107,15 @@ class Job:
         # Left to the instance's configured default, applied by the facade at insert.
         defaulted = _MAX_ATTEMPTS_DEFAULTED if max_attempts is None else _NOTHING_DEFAULTED
         now = utcnow() if now is None else to_utc(now, "now")
-        scheduled_at = _resolve_schedule(schedule_in, schedule_at, now)
-        return cls(
-            id=new_job_id(),
-            queue=check_queue_name(queue),
-            worker=path,
-            args=args,
-            state=JobState.SCHEDULED if scheduled_at is not None else JobState.AVAILABLE,
-            priority=_check_int(priority, "priority", minimum=0),
-            max_attempts=_check_int(
-                DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts, "max_attempts", minimum=1
-            ),
-            scheduled_at=scheduled_at,
-            available_at=scheduled_at or now,
-            inserted_at=now,
-            meta=_check_meta(meta),
-            tags=_check_tags(tags),
-            defaulted=defaulted,
+        scheduled_at = None if schedule_in is None and schedule_at is None else (
+            _resolve_schedule(schedule_in, schedule_at, now))
+        return assemble_job(
+            cls, new_job_id(), check_queue_name(queue), path, args,
+            JobState.SCHEDULED if scheduled_at is not None else JobState.AVAILABLE,
+            _check_int(priority, "priority", minimum=0),
+            _check_int(DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts, "max_attempts", minimum=1),
+            0, scheduled_at, scheduled_at or now, now, None, None, None, [],
+            {} if meta is None else _check_meta(meta), [] if tags is None else _check_tags(tags), None, defaulted,
         )
 
     def claimable(self, now: datetime) -> bool:
@@ -143,8 +136,59 @@ class Job:
         return replace(self, **changes)
 
 
+def _setter(name: str) -> Callable[[Job, Any], None]:
+    setter: Callable[[Job, Any], None] = getattr(Job, name).__set__  # the slot's own descriptor: no frozen check
+    return setter
+
+
+# For assemble_job. Job's own __init__ sets each field through object.__setattr__ and runs its default
+# factories: 2.4 µs a job, against 1.1 µs through the slot setters.
+_set_id, _set_queue, _set_worker, _set_args = _setter("id"), _setter("queue"), _setter("worker"), _setter("args")
+_set_state, _set_priority, _set_attempts = _setter("state"), _setter("priority"), _setter("attempts")
+_set_max_attempts, _set_scheduled_at = _setter("max_attempts"), _setter("scheduled_at")
+_set_available_at, _set_inserted_at = _setter("available_at"), _setter("inserted_at")
+_set_started_at, _set_completed_at = _setter("started_at"), _setter("completed_at")
+_set_cancelled_at, _set_errors, _set_meta = _setter("cancelled_at"), _setter("errors"), _setter("meta")
+_set_tags, _set_attempted_by, _set_defaulted = _setter("tags"), _setter("attempted_by"), _setter("defaulted")
+
+
+def assemble_job(  # noqa: PLR0917 - positional: it runs once a job on the bulk paths
+    cls: type[Job], job_id: str, queue: str, worker: str, args: dict[str, Any], state: JobState, priority: int,
+    max_attempts: int, attempts: int, scheduled_at: datetime | None, available_at: datetime | None,
+    inserted_at: datetime | None, started_at: datetime | None, completed_at: datetime | None,
+    cancelled_at: datetime | None, errors: list[dict[str, Any]], meta: dict[str, Any], tags: list[str],
+    attempted_by: str | None, defaulted: frozenset[str],
+) -> Job:
+    """A Job from every field in declaration order, equal to ``cls(...)`` with the same values but without
+    checking anything: for values already validated (``Job.build``) or read back from storage, on the paths
+    that make one job per row (bulk insert, claim)."""
+    job = object.__new__(cls)
+    _set_id(job, job_id)
+    _set_queue(job, queue)
+    _set_worker(job, worker)
+    _set_args(job, args)
+    _set_state(job, state)
+    _set_priority(job, priority)
+    _set_max_attempts(job, max_attempts)
+    _set_attempts(job, attempts)
+    _set_scheduled_at(job, scheduled_at)
+    _set_available_at(job, available_at)
+    _set_inserted_at(job, inserted_at)
+    _set_started_at(job, started_at)
+    _set_completed_at(job, completed_at)
+    _set_cancelled_at(job, cancelled_at)
+    _set_errors(job, errors)
+    _set_meta(job, meta)
+    _set_tags(job, tags)
+    _set_attempted_by(job, attempted_by)
+    _set_defaulted(job, defaulted)
+    return job
+
+
 def check_queue_name(queue: object, field_name: str = "queue") -> str:
     """Validate a queue name: 1-128 characters of letters, digits, ``_ . : -``."""
+    if type(queue) is str and queue in _accepted_queues:
+        return queue
     if not isinstance(queue, str):
         raise TypeError(f"{field_name} must be a string, got {type(queue).__name__} {queue!r}")
     if not _QUEUE_RE.match(queue):
@@ -152,7 +196,15 @@ def check_queue_name(queue: object, field_name: str = "queue") -> str:
             f"{field_name} must be 1-128 characters of letters, digits, '_', '.', ':' or '-' "
             f"(not starting with a punctuation mark), got {queue!r}"
         )
+    if type(queue) is str and len(_accepted_queues) < _ACCEPTED_QUEUES_MAX:
+        _accepted_queues.add(queue)
     return queue
+
+
+# Queue names already checked, so most jobs skip the regular expression; bounded for applications that make up
+# queue names as they go.
+_accepted_queues: set[str] = set()
+_ACCEPTED_QUEUES_MAX = 1024
 
 
 def check_json_dict(value: object, field_name: str) -> None:
