@@ -639,3 +639,85 @@ def test_the_loops_use_their_indexes(storage: SQLiteStorage, query: str, index: 
 
     assert any(index in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+# -- the insert and read paths
+
+
+def test_new_jobs_leave_their_run_columns_to_the_defaults(storage: SQLiteStorage, db_path: Path) -> None:
+    storage.insert([build(), build(schedule_in=60, meta={"m": 1}, tags=["t"])])
+
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT attempts, errors, started_at, completed_at, cancelled_at, attempted_by "
+                            "FROM kathikon_jobs").fetchall()
+    conn.close()
+
+    assert rows == [(0, "[]", None, None, None, None)] * 2
+
+
+def test_a_batch_with_one_job_that_already_ran_stores_every_column_of_each(storage: SQLiteStorage) -> None:
+    ran = build().with_changes(state=JobState.COMPLETED, attempts=2, errors=[{"at": "x", "error": "boom"}],
+                               started_at=T0, completed_at=T0 + timedelta(seconds=1), attempted_by="node-1")
+    fresh = build(args={"n": 2})
+
+    stored = storage.insert([fresh, ran])
+
+    assert [storage.fetch(job.id) for job in stored] == stored == [fresh, ran]
+
+
+def test_jobs_are_read_by_column_name_whatever_the_column_order(storage: SQLiteStorage) -> None:
+    from kathikon.storage._sqlite_rows import decode_job, decode_jobs
+
+    job = build(meta={"m": [1]}, tags=["a"])
+    storage.insert([job])
+    columns = ", ".join(reversed(JOB_COLUMNS))
+
+    rows = storage._select(f"SELECT {columns} FROM kathikon_jobs")
+
+    assert decode_jobs(rows) == [job] == [decode_job(rows[0])]
+    assert decode_jobs([]) == []
+
+
+def test_a_failed_batch_of_new_jobs_stores_none_of_them(storage: SQLiteStorage) -> None:
+    first = build()
+    storage.insert([first])
+
+    with pytest.raises(ValueError, match=f"a job with id '{first.id}' is already stored; nothing was stored"):
+        storage.insert([build(), build(), first.with_changes(args={"n": 9})])
+
+    assert storage.all() == [first]
+
+
+@pytest.mark.parametrize("at", [
+    datetime(1, 1, 1, tzinfo=UTC), datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2024, 2, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=-3))),
+])
+def test_times_are_written_as_fixed_width_utc_text(at: datetime) -> None:
+    from kathikon.storage._sqlite_rows import decode_time, encode_time
+
+    text = encode_time(at, "at")
+
+    assert text == at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert len(text) == 27
+    assert decode_time(text) == at
+
+
+@pytest.mark.parametrize("count", [1, 99, 100, 101, 250])
+def test_a_batch_of_any_size_is_stored_whole_by_statements_of_many_rows(storage: SQLiteStorage, count: int) -> None:
+    jobs = [build(args={"n": n}) for n in range(count)]
+
+    stored = storage.insert(jobs)
+
+    assert stored == jobs
+    assert storage.all() == jobs
+
+
+def test_a_duplicate_in_a_later_statement_of_a_batch_stores_none_of_it(storage: SQLiteStorage) -> None:
+    jobs = [build(args={"n": n}) for n in range(150)]
+    jobs.append(jobs[120])
+
+    with pytest.raises(ValueError, match=f"job id '{jobs[120].id}' appears twice in one insert"):
+        storage.insert(jobs)
+
+    assert storage.all() == []

@@ -19,12 +19,18 @@ from psycopg.types.json import Jsonb
 from kathikon._clock import utcnow
 from kathikon._json import ENCODER
 from kathikon.exceptions import DatabaseUnavailableError, StorageError
-from kathikon.job import Job, JobState
-from kathikon.storage._stored import stored_form
+from kathikon.job import Job, JobState, assemble_job
+from kathikon.storage._stored import json_text, stored_form
 from kathikon.storage.base import Ack, NodeRecord
 
 __all__ = ["ack_records", "claim_order", "copy_rows", "job_from_row", "jobs_json", "mapped_errors", "node_from_row",
            "node_params", "stored_jobs"]
+
+
+# JobState(text) and state.value go through the enum machinery (0.2-0.3 µs each); these are dict lookups.
+_STATE_TEXT = {state: state.value for state in JobState}
+_STATE_OF = {state.value: state for state in JobState}
+_NO_DEFAULTS: frozenset[str] = frozenset()
 
 
 def stored_jobs(jobs: Sequence[Job]) -> list[Job]:
@@ -41,10 +47,10 @@ def jobs_json(stored: Sequence[Job]) -> str:
 
 def copy_rows(stored: Sequence[Job]) -> list[tuple[Any, ...]]:
     """Stored jobs as ``copy_jobs`` rows, in column order."""
-    return [(job.id, job.queue, job.worker, ENCODER.encode(job.args), ENCODER.encode(job.meta),
-             ENCODER.encode(job.tags), job.state.value, job.priority, job.max_attempts, job.attempts,
-             ENCODER.encode(job.errors), job.scheduled_at, job.available_at, job.inserted_at, job.started_at,
-             job.completed_at, job.cancelled_at, job.attempted_by) for job in stored]
+    return [(job.id, job.queue, job.worker, json_text(job.args), json_text(job.meta), json_text(job.tags),
+             _STATE_TEXT[job.state], job.priority, job.max_attempts, job.attempts, json_text(job.errors),
+             job.scheduled_at, job.available_at, job.inserted_at, job.started_at, job.completed_at,
+             job.cancelled_at, job.attempted_by) for job in stored]
 
 
 def _record(job: Job) -> dict[str, Any]:
@@ -61,13 +67,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:
-    return Job(
-        id=row["id"], queue=row["queue"], worker=row["worker"], args=row["args"], state=JobState(row["state"]),
-        priority=row["priority"], max_attempts=row["max_attempts"], attempts=row["attempts"],
-        scheduled_at=_utc(row["scheduled_at"]), available_at=_utc(row["available_at"]),
-        inserted_at=_utc(row["inserted_at"]), started_at=_utc(row["started_at"]),
-        completed_at=_utc(row["completed_at"]), cancelled_at=_utc(row["cancelled_at"]),
-        errors=row["errors"], meta=row["meta"], tags=row["tags"], attempted_by=row["attempted_by"],
+    return assemble_job(
+        Job, row["id"], row["queue"], row["worker"], row["args"], _STATE_OF.get(row["state"]) or JobState(row["state"]),
+        row["priority"], row["max_attempts"], row["attempts"], _utc(row["scheduled_at"]), _utc(row["available_at"]),
+        _utc(row["inserted_at"]), _utc(row["started_at"]), _utc(row["completed_at"]), _utc(row["cancelled_at"]),
+        row["errors"], row["meta"], row["tags"], row["attempted_by"], _NO_DEFAULTS,
     )
 
 
@@ -123,7 +127,9 @@ def _json_copy(value: Any) -> Any:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+    if value is None or value.tzinfo is UTC:  # a session in UTC: nothing to convert
+        return value
+    return value.astimezone(UTC)
 
 
 def _utc_required(value: datetime) -> datetime:
