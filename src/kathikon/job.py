@@ -229,6 +229,8 @@ def check_worker_path(path: str, field_name: str = "worker") -> str:
 
 
 def _check_int(value: object, field_name: str, *, minimum: int) -> int:
+    if type(value) is int and minimum <= value <= MAX_INT:  # the usual case, in one test
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{field_name} must be an integer, got {type(value).__name__} {value!r}")
     if not minimum <= value <= MAX_INT:

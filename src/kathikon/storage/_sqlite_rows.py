@@ -47,8 +47,8 @@ def encode_new_job(job: Job) -> tuple[Any, ...]:
     inserted_at, available_at = _insertion_times(job)
     return (
         job.id, job.queue, job.worker, json_text(job.args), json_text(job.meta), json_text(job.tags),
-        _STATE_TEXT[job.state], job.priority, job.max_attempts, encode_time(job.scheduled_at, "scheduled_at"),
-        available_at, inserted_at,
+        _STATE_TEXT[job.state], job.priority, job.max_attempts,
+        None if job.scheduled_at is None else encode_time(job.scheduled_at, "scheduled_at"), available_at, inserted_at,
     )
 
 
