@@ -1,8 +1,10 @@
 """The ``--processes`` check: CPU-bound jobs through ``kathikon worker --processes P``.
 
 The worker logs at WARNING (its INFO default writes a line per job, which would be measured too).
-Throughput is measured from outside the worker: from the first committed completion to the last one, by
-polling the job counts every 20 ms (the seconds a run takes make that resolution irrelevant).
+Throughput is measured from outside the worker, from the jobs' own stored times: the jobs completed after
+the first one, divided by the time from the first ``completed_at`` to the last. The measuring process only
+checks the job counts every 0.25 s to know when the run is over, so it takes no CPU from the workers it
+measures (polling every 20 ms, as it did before 2026-11-25, cost the workers a few per cent on 2 cores).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from bench.kathikon_bench import database_url
 from kathikon.job import JobState
 from kathikon.storage import Storage, open_storage
 
-POLL = 0.02
+POLL = 0.25
 
 
 def supported() -> bool:
@@ -66,19 +68,18 @@ def measure(db: str, processes: int, jobs: int) -> float:
 def _throughput(url: str, jobs: int, timeout: float = 600) -> float:
     storage = open_storage(url)
     try:
-        first_count, first_at = _wait_completed(storage, 1, timeout)
-        _, last_at = _wait_completed(storage, jobs, timeout)
-        return (jobs - first_count) / (last_at - first_at)
+        _wait_completed(storage, jobs, timeout)
+        finished = sorted(job.completed_at for job in storage.all(state=JobState.COMPLETED) if job.completed_at)
+        return (len(finished) - 1) / (finished[-1] - finished[0]).total_seconds()
     finally:
         storage.close()
 
 
-def _wait_completed(storage: Storage, at_least: int, timeout: float) -> tuple[int, float]:
+def _wait_completed(storage: Storage, at_least: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = storage.counts()
-        done = sum(n for (_, state), n in counts.items() if state == JobState.COMPLETED)
-        if done >= at_least:
-            return done, time.perf_counter()
+        if sum(n for (_, state), n in counts.items() if state == JobState.COMPLETED) >= at_least:
+            return
         time.sleep(POLL)
     raise TimeoutError(f"{at_least} jobs were not completed within {timeout} s")
