@@ -721,3 +721,15 @@ def test_a_duplicate_in_a_later_statement_of_a_batch_stores_none_of_it(storage: 
         storage.insert(jobs)
 
     assert storage.all() == []
+
+
+@pytest.mark.parametrize("limit", [12, 30, 999])
+def test_a_connection_allowing_few_parameters_gets_fewer_rows_per_statement(storage: SQLiteStorage,
+                                                                           limit: int) -> None:
+    jobs = [build(args={"n": n}) for n in range(205)]
+    with storage._read() as conn:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+    storage.insert(jobs)
+
+    assert storage.all() == jobs
