@@ -57,7 +57,6 @@ def _plain(value: Any) -> bool:
     return kind in _SCALARS
 
 
-
 def dumps_plain(value: Any) -> str:
     """The compact JSON text ``ENCODER.encode(value)`` gives, for a value ``round_trips`` accepted."""
     if _encode_plain is None:  # a Python without the C accelerator
