@@ -427,6 +427,33 @@ def test_acks_in_one_call_report_each_outcome(storage: Storage) -> None:
         JobState.COMPLETED, JobState.EXECUTING, JobState.RETRYABLE]
 
 
+def test_a_batch_of_completions_applies_each_fenced_one_and_keeps_each_completion_time(storage: Storage) -> None:
+    good = [executing(storage) for _ in range(4)]
+    wrong_attempt, other_owner = executing(storage, attempts=2), executing(storage, owner="node-b")
+    finished = seeded(storage, state=JobState.COMPLETED, attempts=1, attempted_by="node-a", completed_at=at(1))
+    acks = [Ack(job.id, 1, "node-a", JobState.COMPLETED, at(10 + n)) for n, job in enumerate(good)]
+    acks[2:2] = [Ack(j.id, 1, "node-a", JobState.COMPLETED, at(5)) for j in (wrong_attempt, other_owner, finished)]
+    acks.append(Ack("0" * 32, 1, "node-a", JobState.COMPLETED, at(5)))
+
+    assert storage.ack(acks) == [True, True, False, False, False, True, True, False]
+    assert [storage.fetch(j.id).completed_at for j in good] == [at(10), at(11), at(12), at(13)]  # type: ignore[union-attr]
+    assert {storage.fetch(j.id).state for j in (wrong_attempt, other_owner)} == {JobState.EXECUTING}  # type: ignore[union-attr]
+    assert storage.fetch(finished.id).completed_at == at(1)  # type: ignore[union-attr]
+
+
+def test_the_first_of_two_acks_for_one_job_in_a_batch_wins(storage: Storage) -> None:
+    job, other = executing(storage), executing(storage)
+
+    applied = storage.ack([
+        Ack(job.id, 1, "node-a", JobState.COMPLETED, at(2)),
+        Ack(other.id, 1, "node-a", JobState.COMPLETED, at(2)),
+        Ack(job.id, 1, "node-a", JobState.AVAILABLE, at(3)),
+    ])
+
+    assert applied == [True, True, False]
+    assert storage.fetch(job.id).state == JobState.COMPLETED  # type: ignore[union-attr]
+
+
 def test_acking_nothing_applies_nothing(storage: Storage) -> None:
     assert storage.ack([]) == []
 

@@ -44,6 +44,7 @@ from kathikon.storage._sqlite_rows import (
     decode_jobs,
     decode_utc,
     encode_ack,
+    encode_completions,
     encode_job,
     encode_json,
     encode_new_job,
@@ -172,9 +173,19 @@ class SQLiteStorage(Storage):
         return jobs
 
     def ack(self, acks: Sequence[Ack]) -> list[bool]:
-        params = [encode_ack(ack) for ack in acks]
+        batched = _plain_completions(acks)
+        singles = [(n, encode_ack(ack)) for n, ack in enumerate(acks) if n not in batched]
+        applied = [False] * len(acks)
         with self._write() as conn:
-            return [conn.execute(_Q["ack_job"], p).rowcount == 1 for p in params]
+            if batched:
+                done = [acks[n] for n in batched]
+                params = {"owner": done[0].owner, "done": encode_completions(done)}
+                completed = {row[0] for row in conn.execute(_Q["complete_jobs"], params).fetchall()}
+                for n in batched:
+                    applied[n] = acks[n].job_id in completed
+            for n, p in singles:
+                applied[n] = conn.execute(_Q["ack_job"], p).rowcount == 1
+        return applied
 
     def stage(self, now: datetime, limit: int) -> dict[str, int]:
         params = {"now": encode_time(now, "now"), "limit": check_limit(limit)}
@@ -322,6 +333,18 @@ class SQLiteStorage(Storage):
 
 
 # -- transactional insert on the application's connection
+
+
+def _plain_completions(acks: Sequence[Ack]) -> set[int]:
+    """Positions of the acks one ``complete_jobs`` statement can apply (most of a batch): completions without
+    an error, of the first completion's owner. None when a job appears twice: those apply in order, one by
+    one, so the first wins as the ack contract says."""
+    if len(acks) < 2 or len({ack.job_id for ack in acks}) < len(acks):
+        return set()
+    owner = next((ack.owner for ack in acks if ack.state == JobState.COMPLETED), None)
+    batched = {n for n, ack in enumerate(acks)
+               if ack.state == JobState.COMPLETED and ack.owner == owner and ack.error is None}
+    return batched if len(batched) >= 2 else set()
 
 
 def _check_app_connection(conn: object) -> sqlite3.Connection:

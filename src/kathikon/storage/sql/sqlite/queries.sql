@@ -67,6 +67,16 @@ WHERE id IN (SELECT id FROM kathikon_jobs
              LIMIT :limit)
 RETURNING *;
 
+-- name: complete_jobs
+-- The usual ack, a batch at once: jobs of one owner completed, each fenced on (id, attempt) and state like
+-- ack_job. :done is a JSON array of [id, attempt, completed_at]; the ids are distinct. The unary + keeps
+-- the planner on the primary key (on attempted_by it would scan every job the owner is executing).
+UPDATE kathikon_jobs
+SET state = 'completed', completed_at = done.at
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS at FROM json_each(:done)) AS done
+WHERE kathikon_jobs.id = done.id AND attempts = done.attempt AND +state = 'executing' AND +attempted_by = :owner
+RETURNING kathikon_jobs.id;
+
 -- name: ack_job
 -- Fenced on (id, attempt, owner) and state: a stale worker's late outcome changes nothing.
 -- A NULL parameter keeps the column as it is.
