@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ RAN: list[int] = []
 class Quick(Worker):
     async def perform(self, job: Job) -> None:
         RAN.append(job.args["n"])
+
+
+class Brief(Worker):
+    async def perform(self, job: Job) -> None:
+        await asyncio.sleep(0.005)
 
 
 class Slow(Worker):
@@ -117,6 +123,35 @@ def test_with_jobs_longer_than_the_hold_target_nothing_is_held(store: Storage) -
     assert asyncio.run(scenario()) == 1
     assert dispatcher.ahead == 0
     assert not dispatcher.ready
+
+
+class SlowClaims:
+    """Claims that take ``delay`` seconds, as in a busy process or over a slow network."""
+
+    def __init__(self, inner: Storage, delay: float) -> None:
+        self._inner, self._delay = inner, delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def claim(self, *args: Any) -> list[Job]:
+        time.sleep(self._delay)
+        return self._inner.claim(*args)
+
+
+def test_slow_claims_widen_the_hold_window_so_slots_do_not_wait_for_them(store: Storage) -> None:
+    insert(store, "Brief", 40)
+    fast, _ = make(store, concurrency=1, prefetch=30)
+    slow, _ = make(SlowClaims(store, HOLD_TARGET * 4), concurrency=1, prefetch=30)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        for dispatcher in (fast, slow):
+            await run_one_wave(dispatcher)
+
+    asyncio.run(scenario())
+    assert slow.hold_window >= HOLD_TARGET * 8  # two claim round trips
+    assert fast.hold_window < slow.hold_window
+    assert slow.ahead > fast.ahead
 
 
 def test_prefetch_zero_never_claims_beyond_the_free_slots(store: Storage) -> None:

@@ -6,10 +6,11 @@ for at most ``poll_interval`` seconds.
 
 Claiming ahead: the dispatcher also claims jobs beyond its free slots and holds them in ``ready``, starting
 each the moment a slot frees, so a short job never waits for a claim round trip and claims come in larger
-batches (fewer transactions per job). It holds only as many as its slots will start within ``HOLD_TARGET``
-seconds at the queue's mean run time, and at most ``prefetch``: with short jobs it holds up to
-``prefetch``, with jobs of ``HOLD_TARGET`` or longer none, so a node never sits on jobs another node could
-start now. Should jobs turn slow while some are held, those held longer than ``HOLD_LIMIT`` are given back
+batches (fewer transactions per job). It holds only as many as its slots will start within its hold window
+— two of its claim round trips (the time it takes to get more), at least ``HOLD_TARGET`` — at the queue's
+mean run time, and at most ``prefetch``: with short jobs it holds up to ``prefetch``, with jobs as long as
+the window none, so a node never sits on jobs another node could have started sooner (that node would need
+a claim round trip too). Should jobs turn slow while some are held, those held longer than ``HOLD_LIMIT`` are given back
 to ``available`` (the attempt not counted). Held jobs are ``executing`` in storage and owned by this node: a
 crash leaves them to the Lifeline like running ones; a graceful stop gives them back at once; a cancel drops
 them.
@@ -41,12 +42,12 @@ from kathikon.worker import Worker
 __all__ = ["Dispatcher", "RecentCancels", "RunningJob"]
 
 DISPATCHER_POLL = ("kathikon", "dispatcher", "poll")
-# How long, on average, a job claimed ahead may wait here before it starts (seconds): about a claim round
-# trip, so that holding it costs no other node anything it would have noticed.
+# The shortest hold window (seconds): how long a job claimed ahead may wait here before it starts, on
+# average, however fast claims are.
 HOLD_TARGET = 0.01
 # Held jobs that waited this long (seconds) are given back: the queue's jobs have turned slow.
 HOLD_LIMIT = 0.5
-# Weight of the latest job in the mean run time (an exponential moving average).
+# Weight of the latest sample in the mean run time and mean claim time (exponential moving averages).
 RUN_TIME_WEIGHT = 0.1
 logger = logging.getLogger("kathikon.runtime")
 
@@ -100,6 +101,7 @@ class Dispatcher:
         # Jobs claimed ahead with their claim time (monotonic), started as slots free (see the module docstring).
         self.ready: deque[tuple[float, Job]] = deque()
         self._mean_run = float("inf")  # seconds a job of this queue runs, on average; unknown at first
+        self._mean_claim = -1.0  # seconds a claim takes, on average (round trip, in this busy process); -1: none yet
         self.recent_cancels = recent_cancels if recent_cancels is not None else RecentCancels()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever ``running`` becomes empty
@@ -114,11 +116,16 @@ class Dispatcher:
 
     @property
     def ahead(self) -> int:
-        """How many claimed jobs to hold beyond the free slots now: those the slots start within
-        ``HOLD_TARGET`` at the mean run time, at most ``prefetch`` (none until a job has ended)."""
+        """How many claimed jobs to hold beyond the free slots now: those the slots start within the hold
+        window at the mean run time, at most ``prefetch`` (none until a job has ended)."""
         if self._mean_run <= 0:
             return self.prefetch
-        return min(self.prefetch, int(HOLD_TARGET * self.concurrency / self._mean_run))
+        return min(self.prefetch, int(self.hold_window * self.concurrency / self._mean_run))
+
+    @property
+    def hold_window(self) -> float:
+        """Seconds a held job may wait on average: two claim round trips, within [HOLD_TARGET, HOLD_LIMIT / 2]."""
+        return min(max(HOLD_TARGET, 2 * self._mean_claim), HOLD_LIMIT / 2)
 
     def wanted(self) -> int:
         """How many jobs the next claim asks for."""
@@ -148,9 +155,11 @@ class Dispatcher:
         free, wanted = self.free_slots, self.wanted()
         if wanted == 0:
             return 0
+        asked_at = time.monotonic()
         jobs = await self.calls.call(self.storage.claim, self.queue, wanted, now, self.node,
                                      keep_trying=lambda: self._claiming)
         claimed_at = time.monotonic()
+        self._mean_claim = _moving_average(self._mean_claim, claimed_at - asked_at, unknown=-1.0)
         self.ready.extend((claimed_at, job) for job in jobs)
         self._launch_ready()
         if telemetry.listening(DISPATCHER_POLL):
@@ -272,8 +281,7 @@ class Dispatcher:
             self.wake()
 
     def _note_run_time(self, seconds: float) -> None:
-        mean = self._mean_run
-        self._mean_run = seconds if mean == float("inf") else mean + RUN_TIME_WEIGHT * (seconds - mean)
+        self._mean_run = _moving_average(self._mean_run, seconds, unknown=float("inf"))
 
     def _needs_claim(self) -> bool:
         """Slots would go idle, or the jobs held ahead are down to half: claiming now keeps batches large."""
@@ -318,3 +326,7 @@ class Dispatcher:
             async with asyncio.timeout(self.poll_interval):  # unlike wait_for, no task per sleep
                 await self._wake.wait()
 
+
+def _moving_average(mean: float, sample: float, *, unknown: float) -> float:
+    """The exponential moving average after ``sample``; the first sample (``mean`` is ``unknown``) sets it."""
+    return sample if mean == unknown else mean + RUN_TIME_WEIGHT * (sample - mean)
