@@ -51,12 +51,12 @@ def test_queues_accept_a_concurrency_or_a_mapping_with_concurrency() -> None:
     assert c.concurrency("not-configured") == 10
 
 
-def test_a_queue_claims_ahead_up_to_ten_jobs_per_slot_unless_prefetch_says_otherwise() -> None:
+def test_a_queue_claims_ahead_up_to_forty_jobs_per_slot_unless_prefetch_says_otherwise() -> None:
     c = Config(queues={"default": 3, "reports": {"concurrency": 2, "prefetch": 0}, "bulk": {"prefetch": 50}})
-    assert c.prefetch("default") == 30
+    assert c.prefetch("default") == 120
     assert c.prefetch("reports") == 0
     assert (c.concurrency("bulk"), c.prefetch("bulk")) == (10, 50)
-    assert c.prefetch("not-configured") == 100
+    assert c.prefetch("not-configured") == 400
     assert Config(queues={"a": QueueConfig(4, prefetch=1)}).queues["a"] == QueueConfig(4, prefetch=1)
 
 

@@ -23,7 +23,7 @@ DEFAULT_DATABASE = "sqlite:///kathikon.db"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 ENV_PREFIX = "KATHIKON_"
 # Default claim-ahead cap per slot of a queue; the dispatcher holds fewer unless jobs are very short.
-PREFETCH_PER_SLOT = 10
+PREFETCH_PER_SLOT = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class QueueConfig:
     """How one queue runs on this node. Given as ``{"emails": 5}`` or ``{"emails": {"concurrency": 5}}``.
 
     ``prefetch``: at most how many jobs beyond the free slots the dispatcher may claim ahead while this
-    queue's jobs run short (see ``kathikon.runtime.dispatcher``); None means 10 × ``concurrency``, 0 never.
+    queue's jobs run short (see ``kathikon.runtime.dispatcher``); None means 40 × ``concurrency``, 0 never.
     """
 
     concurrency: int = 10
