@@ -102,6 +102,7 @@ class Dispatcher:
         self.ready: deque[tuple[float, Job]] = deque()
         self._mean_run = float("inf")  # seconds a job of this queue runs, on average; unknown at first
         self._mean_claim = -1.0  # seconds a claim takes, on average (round trip, in this busy process); -1: none yet
+        self._ahead = 0  # ``ahead`` as of the latest run time and claim time (read for every job)
         self.recent_cancels = recent_cancels if recent_cancels is not None else RecentCancels()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever ``running`` becomes empty
@@ -118,9 +119,13 @@ class Dispatcher:
     def ahead(self) -> int:
         """How many claimed jobs to hold beyond the free slots now: those the slots start within the hold
         window at the mean run time, at most ``prefetch`` (none until a job has ended)."""
+        return self._ahead
+
+    def _update_ahead(self) -> None:
         if self._mean_run <= 0:
-            return self.prefetch
-        return min(self.prefetch, int(self.hold_window * self.concurrency / self._mean_run))
+            self._ahead = self.prefetch
+        else:
+            self._ahead = min(self.prefetch, int(self.hold_window * self.concurrency / self._mean_run))
 
     @property
     def hold_window(self) -> float:
@@ -129,7 +134,7 @@ class Dispatcher:
 
     def wanted(self) -> int:
         """How many jobs the next claim asks for."""
-        return max(0, self.free_slots + self.ahead - len(self.ready))
+        return max(0, max(0, self.concurrency - len(self.running)) + self._ahead - len(self.ready))
 
     def held_ids(self) -> list[str]:
         """Ids of the jobs this dispatcher runs or holds claimed (copies: safe to read from another thread)."""
@@ -147,6 +152,7 @@ class Dispatcher:
 
     def resize(self, concurrency: int) -> None:
         self.concurrency = concurrency
+        self._update_ahead()
         self.wake()
 
     async def tick(self, now: datetime) -> int:
@@ -160,6 +166,7 @@ class Dispatcher:
                                      keep_trying=lambda: self._claiming)
         claimed_at = time.monotonic()
         self._mean_claim = _moving_average(self._mean_claim, claimed_at - asked_at, unknown=-1.0)
+        self._update_ahead()
         self.ready.extend((claimed_at, job) for job in jobs)
         self._launch_ready()
         if telemetry.listening(DISPATCHER_POLL):
@@ -282,10 +289,11 @@ class Dispatcher:
 
     def _note_run_time(self, seconds: float) -> None:
         self._mean_run = _moving_average(self._mean_run, seconds, unknown=float("inf"))
+        self._update_ahead()
 
     def _needs_claim(self) -> bool:
         """Slots would go idle, or the jobs held ahead are down to half: claiming now keeps batches large."""
-        return self.wanted() > 0 and len(self.ready) <= self.ahead // 2
+        return len(self.ready) <= self._ahead // 2 and self.wanted() > 0
 
     async def _run_job(self, running: RunningJob, worker: Worker) -> None:
         try:

@@ -108,6 +108,8 @@ class Decision:
 def decide(job: Job, result: Result, *, now: datetime, owner: str,
            backoff: Callable[[Job], float] | None = None) -> Decision:
     """The outcome of ``result`` for the executing ``job``. ``backoff`` is the worker's (default: the job's)."""
+    if type(result) is Returned and not isinstance(result.value, (Sleep, Error)):  # most jobs: no patterns to try
+        return _completed(job, result.duration, now, owner)
     match result:
         case Returned(Sleep() as sleep) if sleep.valid:
             return _slept(job, sleep.seconds, result.duration, now, owner)
