@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kathikon import Job, JobState, Worker
-from kathikon.runtime import dispatcher as dispatcher_module
 from kathikon.runtime.acker import Acker
 from kathikon.runtime.dispatcher import HOLD_TARGET, Dispatcher
 from kathikon.runtime.storage_calls import StorageCalls
@@ -211,7 +211,8 @@ def test_cancelling_a_held_job_drops_it_so_it_never_runs(store: Storage) -> None
     assert sorted(RAN) == [n for n in range(7) if n != victim_n]
 
 
-def test_jobs_held_longer_than_the_hold_limit_are_given_back(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jobs_held_longer_than_the_hold_limit_are_given_back_and_the_next_claims_hold_less(
+        store: Storage) -> None:
     insert(store, "Quick", 8)
     dispatcher, acker = make(store, concurrency=1, prefetch=5)
 
@@ -220,9 +221,14 @@ def test_jobs_held_longer_than_the_hold_limit_are_given_back(store: Storage, mon
         await dispatcher.tick(at(2))
         dispatcher._release_stale_ready()  # the loop does this every turn; held for less than HOLD_LIMIT yet
         assert len(dispatcher.ready) == 5
-        monkeypatch.setattr(dispatcher_module, "HOLD_LIMIT", 0.0)
+        # As if the held jobs had waited, and the running one run, for a whole second:
+        past = time.monotonic() - 1.0
+        dispatcher.ready = deque((past, job) for _, job in dispatcher.ready)
+        for running in dispatcher.running.values():
+            running.started = past
         dispatcher._release_stale_ready()
         assert not dispatcher.ready
+        assert dispatcher.ahead == 0  # the running job's age counts now: nothing more is held for now
         await dispatcher.drain()
         await acker.flush()
 

@@ -6,14 +6,14 @@ for at most ``poll_interval`` seconds.
 
 Claiming ahead: the dispatcher also claims jobs beyond its free slots and holds them in ``ready``, starting
 each the moment a slot frees, so a short job never waits for a claim round trip and claims come in larger
-batches (fewer transactions per job). It holds only as many as its slots will start within its hold window
-— two of its claim round trips (the time it takes to get more), at least ``HOLD_TARGET`` — at the queue's
-mean run time, and at most ``prefetch``: with short jobs it holds up to ``prefetch``, with jobs as long as
-the window none, so a node never sits on jobs another node could have started sooner (that node would need
-a claim round trip too). Should jobs turn slow while some are held, those held longer than ``HOLD_LIMIT`` are given back
-to ``available`` (the attempt not counted). Held jobs are ``executing`` in storage and owned by this node: a
-crash leaves them to the Lifeline like running ones; a graceful stop gives them back at once; a cancel drops
-them.
+batches (fewer transactions per job). It holds only as many as its slots will start within its hold window —
+two of its claim round trips (the time it takes to get more), at least ``HOLD_TARGET`` — at the queue's mean
+run time, and at most ``prefetch``: with short jobs it holds up to ``prefetch``, with jobs as long as the
+window none, so a node never sits on jobs another node could have started sooner (that node would need a claim
+round trip too). Should jobs turn slow while some are held, those held longer than ``HOLD_LIMIT`` are given
+back to ``available`` (the attempt not counted). Held jobs are ``executing`` in storage and owned by this
+node: a crash leaves them to the Lifeline like running ones; a graceful stop gives them back at once; a cancel
+drops them.
 """
 
 from __future__ import annotations
@@ -228,10 +228,16 @@ class Dispatcher:
         return released
 
     def _release_stale_ready(self) -> None:
-        """Give back the held jobs once the oldest has waited ``HOLD_LIMIT``: jobs have turned slow."""
-        if self.ready and time.monotonic() - self.ready[0][0] > HOLD_LIMIT:
+        """Give back the held jobs once the oldest has waited ``HOLD_LIMIT``: jobs have turned slow. The
+        running jobs' age then counts as the mean run time, so that the next claims hold less (none once they
+        have run for a few hold windows) instead of taking the same jobs back."""
+        now = time.monotonic()
+        if self.ready and now - self.ready[0][0] > HOLD_LIMIT:
             released = self._release_ready(utcnow())
             logger.debug("gave back %d job(s) held ahead too long on queue %r", len(released), self.queue)
+            oldest = min((r.started for r in self.running.values()), default=now)
+            self._mean_run = max(self._mean_run, now - oldest)
+            self._update_ahead()
 
     def _drop_ready(self, job_id: str) -> bool:
         for held in self.ready:
