@@ -20,10 +20,21 @@ from tests.runtime.runtime_helpers import OWNER, T0, at, capture, sqlite_storage
 
 PATH = "tests.runtime.test_dispatcher_prefetch"
 RAN: list[int] = []
+TASKS: list[object] = []
 
 
 class Quick(Worker):
     async def perform(self, job: Job) -> None:
+        RAN.append(job.args["n"])
+
+
+class Tracked(Worker):
+    """Records the task it runs in; ``n == 0`` waits to be cancelled."""
+
+    async def perform(self, job: Job) -> None:
+        TASKS.append(asyncio.current_task())
+        if job.args["n"] == 0:
+            await asyncio.sleep(30)
         RAN.append(job.args["n"])
 
 
@@ -40,6 +51,7 @@ class Slow(Worker):
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     RAN.clear()
+    TASKS.clear()
     return MemoryStorage() if request.param == "memory" else sqlite_storage(tmp_path)
 
 
@@ -107,6 +119,48 @@ def test_held_jobs_start_as_slots_free_in_claim_order(store: Storage) -> None:
     assert RAN == [0, 1, 2, 0, 1, 2, 3, 4, 5]  # high by n, then low by n: the claim order
     assert {j.state for j in store.all()} == {JobState.COMPLETED}
     assert len(high) + len(low) == len(RAN)
+
+
+def test_a_slot_runs_the_held_jobs_one_after_another_in_one_task(store: Storage) -> None:
+    insert(store, "Quick", 7)
+    dispatcher, acker = make(store, concurrency=1, prefetch=5)
+    tasks: list[object] = []
+
+    async def scenario() -> None:
+        await run_one_wave(dispatcher)
+        await dispatcher.tick(at(2))  # the first of six starts in a new task, the others wait in ready
+        tasks.extend({id(r.task) for r in dispatcher.running.values()})
+        while dispatcher.running or dispatcher.ready:
+            assert {id(r.task) for r in dispatcher.running.values()} <= set(tasks)
+            await asyncio.sleep(0)
+        await acker.flush()
+
+    asyncio.run(scenario())
+    assert len(tasks) == 1
+    assert sorted(RAN) == list(range(7))
+
+
+def test_cancelling_a_job_in_a_slot_task_leaves_the_next_held_jobs_to_run(store: Storage) -> None:
+    jobs = insert(store, "Tracked", 5)
+    dispatcher, acker = make(store, concurrency=1, prefetch=3)
+    dispatcher._mean_run = 0.001  # as after short jobs: hold ahead from the first claim
+    dispatcher._update_ahead()
+
+    async def scenario() -> None:
+        await dispatcher.tick(at(1))  # n=0 runs, n=1..3 are held
+        while not TASKS:
+            await asyncio.sleep(0)
+        store.cancel(jobs[0].id, at(2), running=True)
+        assert dispatcher.cancel_job(jobs[0].id)
+        while dispatcher.running or dispatcher.ready:
+            await asyncio.sleep(0.001)
+        await acker.flush()
+
+    asyncio.run(scenario())
+    assert RAN == [1, 2, 3]
+    assert len(set(map(id, TASKS))) == 1  # one task ran all four, the cancel stopped only the first
+    states = [store.fetch(job.id).state for job in jobs]  # type: ignore[union-attr]
+    assert states == [JobState.CANCELLED, *[JobState.COMPLETED] * 3, JobState.AVAILABLE]
 
 
 def test_with_jobs_longer_than_the_hold_target_nothing_is_held(store: Storage) -> None:

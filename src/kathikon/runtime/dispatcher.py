@@ -50,6 +50,7 @@ HOLD_LIMIT = 0.5
 # Weight of the latest sample in the mean run time and mean claim time (exponential moving averages).
 RUN_TIME_WEIGHT = 0.1
 logger = logging.getLogger("kathikon.runtime")
+_Step = tuple["RunningJob", Worker]  # a job about to run in the calling task, and its worker
 
 
 @dataclass(eq=False, slots=True)
@@ -251,9 +252,11 @@ class Dispatcher:
         while self.ready and len(self.running) < self.concurrency:
             self._launch(self.ready.popleft()[1])
 
-    def _launch(self, job: Job) -> None:
+    def _launch(self, job: Job, *, in_task: asyncio.Task[None] | None = None) -> _Step | None:
+        """Start ``job``. A job that runs on the loop gets a task of its own, or, given ``in_task`` (the
+        calling job task, whose job just ended), is returned to run there."""
         if job.id in self.recent_cancels:
-            return  # cancelled while the claim was in flight: nothing to run or record
+            return None  # cancelled while the claim was in flight: nothing to run or record
         running = RunningJob(job)
         self.running[job.id] = running
         begun = begin(job, owner=self.node)
@@ -261,8 +264,20 @@ class Dispatcher:
             self._finish(running, begun)
         elif self._threads is not None and runs_whole_in_thread(begun):
             self._start_thread(running, begun)
+        elif in_task is not None:
+            running.task = in_task
+            return running, begun
         else:
             running.task = asyncio.get_running_loop().create_task(self._run_job(running, begun))
+        return None
+
+    def _take_for_task(self, task: asyncio.Task[None] | None) -> _Step | None:
+        """Start held jobs into the free slot until one is to run in ``task`` (returned)."""
+        while self.ready and len(self.running) < self.concurrency:
+            step = self._launch(self.ready.popleft()[1], in_task=task)
+            if step is not None:
+                return step
+        return None
 
     def _start_thread(self, running: RunningJob, worker: Worker) -> None:
         assert self._threads is not None
@@ -283,15 +298,21 @@ class Dispatcher:
             self.acker.submit(decision)
         self._forget(running)
 
-    def _forget(self, running: RunningJob) -> None:
+    def _forget(self, running: RunningJob, *, task: asyncio.Task[None] | None = None) -> _Step | None:
+        """Free the job's slot and start held jobs; with ``task`` (the job's own, now free), the next job that
+        runs on the loop is returned to run in it instead of in a new task."""
+        step = None
         if self.running.get(running.job.id) is running:
             del self.running[running.job.id]
             self._note_run_time(time.monotonic() - running.started)
+            if task is not None:
+                step = self._take_for_task(task)
             self._launch_ready()
             if not self.running:
                 self._idle.set()
         if self._needs_claim():
             self.wake()
+        return step
 
     def _note_run_time(self, seconds: float) -> None:
         self._mean_run = _moving_average(self._mean_run, seconds, unknown=float("inf"))
@@ -302,6 +323,20 @@ class Dispatcher:
         return len(self.ready) <= self._ahead // 2 and self.wanted() > 0
 
     async def _run_job(self, running: RunningJob, worker: Worker) -> None:
+        """Run the job, then, while held jobs that run on the loop wait, the next ones in this same task: a
+        task per busy slot rather than per job."""
+        task = asyncio.current_task()
+        step: _Step | None = (running, worker)
+        while step is not None:
+            running, worker = step
+            try:
+                await self._execute(running, worker)
+            except BaseException:  # the task was cancelled (shutdown): free the slot, take nothing more
+                self._forget(running)
+                raise
+            step = self._forget(running, task=task)
+
+    async def _execute(self, running: RunningJob, worker: Worker) -> None:
         try:
             decision = await execute_with(worker, running.job, owner=self.node, pool=self.pool,
                                           control=running.control)
@@ -311,8 +346,6 @@ class Dispatcher:
             await running.control.settled()  # a timed-out thread keeps its slot until it really ends
         except Exception:
             logger.exception("job %s could not be run; it stays executing until it is rescued", running.job.id)
-        finally:
-            self._forget(running)
 
     async def _run(self) -> None:
         while self._claiming:
