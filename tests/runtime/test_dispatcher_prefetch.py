@@ -73,6 +73,19 @@ async def run_one_wave(dispatcher: Dispatcher) -> None:
     await dispatcher.drain()
 
 
+def second_claim(dispatcher: Dispatcher, acker: Acker) -> int:
+    """After one wave, how many jobs the next claim takes (then everything runs and is written)."""
+
+    async def scenario() -> int:
+        await run_one_wave(dispatcher)
+        claimed = await dispatcher.tick(at(2))
+        await dispatcher.drain()
+        await acker.flush()
+        return claimed
+
+    return asyncio.run(scenario())
+
+
 def test_nothing_is_claimed_ahead_before_a_job_has_shown_how_long_jobs_run(store: Storage) -> None:
     insert(store, "Quick", 20)
     dispatcher, _ = make(store, concurrency=2, prefetch=5)
@@ -167,14 +180,7 @@ def test_with_jobs_longer_than_the_hold_target_nothing_is_held(store: Storage) -
     insert(store, "Slow", 6)
     dispatcher, acker = make(store, concurrency=1, prefetch=5)
 
-    async def scenario() -> int:
-        await run_one_wave(dispatcher)
-        claimed = await dispatcher.tick(at(2))
-        await dispatcher.drain()
-        await acker.flush()
-        return claimed
-
-    assert asyncio.run(scenario()) == 1
+    assert second_claim(dispatcher, acker) == 1
     assert dispatcher.ahead == 0
     assert not dispatcher.ready
 
@@ -212,14 +218,7 @@ def test_prefetch_zero_never_claims_beyond_the_free_slots(store: Storage) -> Non
     insert(store, "Quick", 10)
     dispatcher, acker = make(store, concurrency=2, prefetch=0)
 
-    async def scenario() -> int:
-        await run_one_wave(dispatcher)
-        claimed = await dispatcher.tick(at(2))
-        await dispatcher.drain()
-        await acker.flush()
-        return claimed
-
-    assert asyncio.run(scenario()) == 2
+    assert second_claim(dispatcher, acker) == 2
 
 
 def test_stopping_gives_held_jobs_back_as_available_without_counting_the_attempt(store: Storage) -> None:
