@@ -38,7 +38,8 @@ class QueueConfig:
     prefetch: int | None = None
 
     @property
-    def claim_ahead(self) -> int:
+    def prefetch_limit(self) -> int:
+        """``prefetch``, or its default when None."""
         return PREFETCH_PER_SLOT * self.concurrency if self.prefetch is None else self.prefetch
 
 
@@ -103,7 +104,7 @@ class Config:
 
     def prefetch(self, queue: str) -> int:
         """How many jobs ``queue`` may claim ahead of its free slots (see ``QueueConfig``)."""
-        return self.queues.get(queue, QueueConfig()).claim_ahead
+        return self.queues.get(queue, QueueConfig()).prefetch_limit
 
 
 def parse_queues(value: object) -> dict[str, QueueConfig]:

@@ -134,7 +134,7 @@ class Dispatcher:
         return min(max(HOLD_TARGET, 2 * self._mean_claim), HOLD_LIMIT / 2)
 
     def wanted(self) -> int:
-        """How many jobs the next claim asks for."""
+        """How many jobs the next claim asks for (``free_slots`` spelled out: this runs for every job)."""
         return max(0, max(0, self.concurrency - len(self.running)) + self._ahead - len(self.ready))
 
     def held_ids(self) -> list[str]:

@@ -337,8 +337,8 @@ class SQLiteStorage(Storage):
 
 def _plain_completions(acks: Sequence[Ack]) -> set[int]:
     """Positions of the acks one ``complete_jobs`` statement can apply (most of a batch): completions without
-    an error, of the first completion's owner. None when a job appears twice: those apply in order, one by
-    one, so the first wins as the ack contract says."""
+    an error, of the first completion's owner. None of them when a job appears twice: such a batch applies in
+    order, one ack at a time, so the first wins as the ack contract says."""
     if len(acks) < 2 or len({ack.job_id for ack in acks}) < len(acks):
         return set()
     owner = next((ack.owner for ack in acks if ack.state == JobState.COMPLETED), None)
